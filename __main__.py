@@ -1,0 +1,37 @@
+"""aks-serving: load the stack config, build the components, export the outputs."""
+import pulumi
+
+from components.cluster import ModelCluster, read_attached_cluster
+from components.config import ConfigError, config_warnings, load_pulumi_config
+from components.workspace import Workspace
+
+
+def main() -> None:
+    # Every config error, including an attached cluster's, is raised here, before any resource exists.
+    try:
+        cfg = load_pulumi_config(pulumi.Config())
+        attached = read_attached_cluster(cfg) if cfg.cluster.attached else None
+    except ConfigError as err:
+        raise pulumi.RunError(str(err)) from None
+    for warning in config_warnings(cfg) + (attached.warnings if attached else []):
+        pulumi.log.warn(warning)
+
+    production = cfg.cluster.purpose == "production"
+    workspace = Workspace("workspace", cfg.workspace, production=production)
+    cluster = ModelCluster(
+        "cluster", cfg.cluster, resource_group_name=cfg.cluster.resource_group or workspace.resource_group_name,
+        location=cfg.workspace.location, log_analytics_workspace_id=workspace.log_analytics_workspace_id,
+        attached=attached)
+    workspace.grant_pull("cluster-acr-pull", cluster.kubelet_object_id)
+
+    pulumi.export("clusterName", cluster.cluster_name)
+    pulumi.export("clusterPurpose", cluster.purpose)
+    pulumi.export("nodeCount", cluster.node_count)
+    pulumi.export("totalVcpus", cluster.total_vcpus)
+    pulumi.export("nodePools", cluster.pools)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("registryLoginServer", workspace.registry_login_server)
+    pulumi.export("modelsStorageAccount", workspace.storage_account_name)
+
+
+main()

@@ -1,0 +1,271 @@
+"""The inference cluster: an AKS cluster created here (hardened) or an existing one attached.
+
+Either way the component ends in the same place: a Kubernetes provider that logs in without a person
+present, and outputs (purpose, nodes, vCPUs, pools and their accelerators) the rest of the stack reads.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_azure_native import authorization, containerservice
+
+from components.config import Cluster, ConfigError, NodePool, StackConfig, check_attached_pools, pool_capacity
+from components.kubeconfig import rewrite_kubeconfig
+from policies.rules import capacity, naming
+from policies.rules.vm_sizes import lookup_vm_size
+
+# Taints keep work off pools it does not belong on: add-ons only on the system pool once a user pool
+# exists, and only GPU models (which tolerate it) on GPU pools.
+SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
+GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
+POOL_LABEL = "aks-serving/pool"
+ACCELERATOR_LABEL = "aks-serving/accelerator"
+
+
+@dataclass(frozen=True)
+class AttachedCluster:
+    """What was read of an existing cluster before anything was registered."""
+
+    resource_group: str
+    name: str
+    location: str
+    pools: list[capacity.PoolCapacity]
+    entra: bool
+    kubelet_object_id: Optional[str]
+    oidc_issuer_url: Optional[str]
+    warnings: list[str]
+
+
+def read_attached_cluster(cfg: StackConfig) -> AttachedCluster:
+    """Read the cluster to attach with blocking invokes, so its rules fail before any resource exists."""
+    c = cfg.cluster
+    key = "resourceId" if c.resource_id else "name"
+    if c.resource_id:
+        subscription, resource_group, name = naming.parse_aks_resource_id(c.resource_id)
+        current = authorization.get_client_config().subscription_id
+        if subscription.lower() != current.lower():
+            raise ConfigError([f"cluster.resourceId: the cluster is in subscription {subscription} but the "
+                               f"azure-native provider targets {current}; set azure-native:subscriptionId"])
+    else:
+        resource_group, name = c.resource_group, c.name
+    try:
+        found = containerservice.get_managed_cluster(resource_group_name=resource_group, resource_name=name)
+    except Exception as err:  # the invoke's own error says why (not found, no permission)
+        raise ConfigError([f"cluster.{key}: cannot read AKS cluster {name} in {resource_group}: {err}"]) from None
+    pools, warnings = [], []
+    for profile in found.agent_pool_profiles or []:
+        if lookup_vm_size(profile.vm_size) is None and c.vcpus_per_node is None:
+            warnings.append(f"cluster: pool {profile.name} is {profile.vm_size}, a size this tool does not know; "
+                            "its capacity is not checked (set cluster.vcpusPerNode)")
+            continue
+        pools.append(pool_capacity(profile.name, profile.vm_size, profile.count or 0, c.vcpus_per_node,
+                                   str(profile.mode or "User")))
+    warnings += check_attached_pools(cfg, pools)
+    kubelet = (found.identity_profile or {}).get("kubeletidentity")
+    return AttachedCluster(
+        resource_group=resource_group, name=name, location=found.location, pools=pools,
+        entra=bool(found.aad_profile and found.aad_profile.managed),
+        kubelet_object_id=kubelet.object_id if kubelet else None,
+        oidc_issuer_url=found.oidc_issuer_profile.issuer_url if found.oidc_issuer_profile else None,
+        warnings=warnings,
+    )
+
+
+class ModelCluster(pulumi.ComponentResource):
+    """An AKS inference cluster (created or attached) and a Kubernetes provider for it."""
+
+    cluster_name: pulumi.Output[str]
+    resource_group_name: pulumi.Output[str]
+    purpose: pulumi.Output[str]
+    node_count: pulumi.Output[int]
+    total_vcpus: pulumi.Output[int]
+    pools: pulumi.Output[list]
+    kubelet_object_id: pulumi.Output[Optional[str]]
+    oidc_issuer_url: pulumi.Output[Optional[str]]
+    kubeconfig: pulumi.Output[str]  # secret
+    provider: k8s.Provider
+
+    def __init__(self, name: str, config: Cluster, *, resource_group_name: pulumi.Input[str],
+                 location: str, log_analytics_workspace_id: pulumi.Input[str],
+                 attached: Optional[AttachedCluster] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aks-serving:index:ModelCluster", name, None, opts)
+        self._name, self._config = name, config
+        if config.attached:
+            if attached is None:
+                raise ValueError("an attached cluster must be read with read_attached_cluster first")
+            pool_list = attached.pools
+            self.cluster_name = pulumi.Output.from_input(attached.name)
+            self.resource_group_name = pulumi.Output.from_input(attached.resource_group)
+            self.kubelet_object_id = pulumi.Output.from_input(attached.kubelet_object_id)
+            self.oidc_issuer_url = pulumi.Output.from_input(attached.oidc_issuer_url)
+            entra = attached.entra
+        else:
+            pool_list = config.pools()
+            cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id)
+            self._create_user_pools(resource_group_name, cluster)
+            self.cluster_name = cluster.name
+            self.resource_group_name = pulumi.Output.from_input(resource_group_name)
+            self.kubelet_object_id = cluster.identity_profile.apply(
+                lambda profile: profile["kubeletidentity"].object_id if profile else None)
+            self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else None)
+            entra = config.entra.enabled
+        self.purpose = pulumi.Output.from_input(config.purpose)
+        self.node_count = pulumi.Output.from_input(capacity.total_nodes(pool_list))
+        self.total_vcpus = pulumi.Output.from_input(capacity.total_vcpus(pool_list))
+        self.pools = pulumi.Output.from_input([_describe(p) for p in pool_list])
+        self.kubeconfig = self._user_kubeconfig(entra)
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+                                     opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({
+            "clusterName": self.cluster_name, "purpose": self.purpose, "nodeCount": self.node_count,
+            "totalVcpus": self.total_vcpus, "pools": self.pools, "kubeconfig": self.kubeconfig,
+        })
+
+    def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id):
+        c = self._config
+        autoscaled = c.max_node_count is not None
+        # The platform moves these under us (auto-upgrade, cluster autoscaler); re-applying the
+        # config's values on the next `up` would fight it or try a downgrade.
+        ignore = ["agentPoolProfiles[*].orchestratorVersion"]
+        if c.upgrade_channel != "none":
+            ignore.append("kubernetesVersion")
+        if autoscaled:
+            ignore.append("agentPoolProfiles[*].count")
+        system_pool = containerservice.ManagedClusterAgentPoolProfileArgs(
+            name="system", mode=containerservice.AgentPoolMode.SYSTEM, vm_size=c.vm_size,
+            count=c.node_count, enable_auto_scaling=autoscaled,
+            min_count=c.node_count if autoscaled else None, max_count=c.max_node_count,
+            os_type="Linux", type="VirtualMachineScaleSets", availability_zones=c.zones or None,
+            vnet_subnet_id=self._subnet_id(resource_group_name),
+            node_taints=[SYSTEM_TAINT] if c.has_cpu_user_pool else None,
+            node_labels={POOL_LABEL: "system"},
+        )
+        return containerservice.ManagedCluster(
+            f"{self._name}-aks",
+            resource_group_name=resource_group_name,
+            resource_name_=c.name,
+            location=c.location or location,
+            dns_prefix=c.name,
+            kubernetes_version=c.kubernetes_version,
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED),
+            agent_pool_profiles=[system_pool],
+            enable_rbac=True,
+            aad_profile=containerservice.ManagedClusterAADProfileArgs(
+                managed=True, enable_azure_rbac=True,
+                admin_group_object_ids=c.entra.admin_group_object_ids or None,
+                tenant_id=c.entra.tenant_id,
+            ) if c.entra.enabled else None,
+            disable_local_accounts=not c.local_accounts,
+            network_profile=self._network_profile(),
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                authorized_ip_ranges=c.api_server.authorized_ip_ranges or None,
+                enable_private_cluster=c.api_server.private_cluster,
+            ),
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True)),
+            addon_profiles=self._addons(log_analytics_workspace_id),
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=c.upgrade_channel, node_os_upgrade_channel=c.node_os_upgrade_channel),
+            # Production gets the uptime SLA (Standard tier), as a production inference cluster should.
+            sku=containerservice.ManagedClusterSKUArgs(
+                name="Base", tier=c.sku_tier or ("Standard" if c.purpose == "production" else "Free")),
+            tags={"cluster-purpose": c.purpose, "managed-by": "aks-serving"},
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+        )
+
+    def _network_profile(self) -> containerservice.ContainerServiceNetworkProfileArgs:
+        n = self._config.network
+        return containerservice.ContainerServiceNetworkProfileArgs(
+            network_plugin=n.plugin,
+            # Cilium is AKS's dataplane mode of Azure CNI (overlay), not a policy engine on its own.
+            network_policy=n.policy,
+            network_dataplane="cilium" if n.policy == "cilium" else None,
+            network_plugin_mode="overlay" if n.policy == "cilium" else None,
+            load_balancer_sku="standard",
+            service_cidr=n.service_cidr,
+            dns_service_ip=n.dns_service_ip,
+            pod_cidr=n.pod_cidr,
+        )
+
+    def _subnet_id(self, resource_group_name) -> Optional[pulumi.Output[str]]:
+        n = self._config.network
+        if not n.custom_subnet:
+            return None
+        subscription = authorization.get_client_config_output().subscription_id
+        return pulumi.Output.all(subscription, n.vnet_resource_group or resource_group_name).apply(
+            lambda args: f"/subscriptions/{args[0]}/resourceGroups/{args[1]}/providers/Microsoft.Network"
+                         f"/virtualNetworks/{n.vnet_name}/subnets/{n.subnet_name}")
+
+    def _addons(self, log_analytics_workspace_id) -> dict:
+        c, addons = self._config, {}
+        if c.container_insights:
+            addons["omsagent"] = containerservice.ManagedClusterAddonProfileArgs(
+                enabled=True,
+                config={"logAnalyticsWorkspaceResourceID": log_analytics_workspace_id, "useAADAuth": "true"})
+        if c.azure_policy:
+            addons["azurepolicy"] = containerservice.ManagedClusterAddonProfileArgs(enabled=True)
+        return addons
+
+    def _create_user_pools(self, resource_group_name, cluster: containerservice.ManagedCluster) -> None:
+        for pool in self._config.node_pools:
+            size = lookup_vm_size(pool.vm_size)
+            gpu = bool(size and size.gpus)
+            autoscaled = pool.max_node_count is not None
+            ignore = ["orchestratorVersion"] + (["count"] if autoscaled else [])
+            containerservice.AgentPool(
+                f"{self._name}-pool-{pool.name}",
+                resource_group_name=resource_group_name,
+                resource_name_=cluster.name,
+                agent_pool_name=pool.name,
+                mode=containerservice.AgentPoolMode.USER,
+                vm_size=pool.vm_size,
+                count=pool.node_count,
+                enable_auto_scaling=autoscaled,
+                min_count=pool.node_count if autoscaled else None,
+                max_count=pool.max_node_count,
+                os_type="Linux",
+                type="VirtualMachineScaleSets",
+                availability_zones=pool.zones or None,
+                vnet_subnet_id=self._subnet_id(resource_group_name),
+                node_labels={POOL_LABEL: pool.name, ACCELERATOR_LABEL: _accelerator(pool)},
+                node_taints=[GPU_TAINT] if gpu else None,
+                # AKS installs the NVIDIA driver; the device plugin comes with the serving stack.
+                gpu_profile=containerservice.GPUProfileArgs(driver="Install") if gpu else None,
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+            )
+
+    def _user_kubeconfig(self, entra: bool) -> pulumi.Output[str]:
+        """The cluster user's kubeconfig (never the admin one: local accounts are off), as a secret."""
+        login = self._config.kubelogin
+        credentials = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=self.resource_group_name, resource_name=self.cluster_name,
+            format="exec" if entra else None,
+            opts=pulumi.InvokeOutputOptions(parent=self))
+
+        def decode(result) -> str:
+            text = base64.b64decode(result.kubeconfigs[0].value).decode()
+            return rewrite_kubeconfig(text, login.login_mode, login.client_id) if entra else text
+
+        return pulumi.Output.secret(credentials.apply(decode))
+
+
+def _accelerator(pool: NodePool) -> str:
+    size = lookup_vm_size(pool.vm_size)
+    if size and size.gpus:
+        return "nvidia-gpu"
+    return "fpga" if size and size.fpgas else "none"
+
+
+def _describe(pool: capacity.PoolCapacity) -> dict:
+    size = lookup_vm_size(pool.vm_size)
+    return {
+        "name": pool.name, "mode": pool.mode, "vmSize": pool.vm_size, "count": pool.count,
+        "vcpusPerNode": pool.vcpus_per_node, "gpusPerNode": pool.gpus_per_node,
+        "gpuModel": size.gpu_model if size else None, "fpgasPerNode": pool.fpgas_per_node,
+    }

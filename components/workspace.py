@@ -1,0 +1,95 @@
+"""The workspace: what Azure ML's workspace held for serving, as plain Azure resources.
+
+A resource group, a container registry for environment images (no admin user: pushes and pulls go
+through Entra identities), a storage account with a private container for model files, and Log Analytics
+(+ Application Insights) for the cluster's and the services' telemetry.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import pulumi
+import pulumi_random as random
+from pulumi_azure_native import (applicationinsights, authorization, containerregistry, operationalinsights,
+                                 resources, storage)
+
+from components.config import Workspace as WorkspaceConfig
+
+ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # built-in AcrPull
+
+
+class Workspace(pulumi.ComponentResource):
+    """Resource group, registry, model storage and logs shared by every service of the stack."""
+
+    resource_group_name: pulumi.Output[str]
+    registry_id: pulumi.Output[str]
+    registry_login_server: pulumi.Output[str]
+    storage_account_id: pulumi.Output[str]
+    storage_account_name: pulumi.Output[str]
+    models_container_name: pulumi.Output[str]
+    log_analytics_workspace_id: pulumi.Output[str]
+    app_insights_connection_string: pulumi.Output[Optional[str]]  # secret
+
+    def __init__(self, name: str, config: WorkspaceConfig, *, production: bool,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aks-serving:index:Workspace", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        common = {"location": config.location, "tags": {"managed-by": "aks-serving"}}
+        group = resources.ResourceGroup(f"{name}-rg", resource_group_name=config.resource_group_name,
+                                        **common, opts=child)
+        rg = group.name
+        # Registry and storage names are global across Azure: a stable random suffix keeps them unique.
+        suffix = random.RandomString(f"{name}-suffix", length=6, special=False, upper=False, opts=child).result
+        base = re.sub(r"[^a-z0-9]", "", config.name.lower())
+
+        registry = containerregistry.Registry(
+            f"{name}-registry", resource_group_name=rg, **common,
+            registry_name=config.registry_name or suffix.apply(lambda s: f"{base[:40]}acr{s}"),
+            sku=containerregistry.SkuArgs(name="Premium" if production else "Standard"),
+            admin_user_enabled=False, anonymous_pull_enabled=False, opts=child)
+
+        account = storage.StorageAccount(
+            f"{name}-storage", resource_group_name=rg, **common,
+            account_name=config.storage_account_name or suffix.apply(lambda s: f"{base[:15]}mdl{s}"),
+            kind=storage.Kind.STORAGE_V2,
+            sku=storage.SkuArgs(name=storage.SkuName.STANDARD_ZRS if production else storage.SkuName.STANDARD_LRS),
+            enable_https_traffic_only=True, minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
+            allow_blob_public_access=False, default_to_o_auth_authentication=True, opts=child)
+        container = storage.BlobContainer(
+            f"{name}-models", resource_group_name=rg, account_name=account.name,
+            container_name=config.models_container, public_access=storage.PublicAccess.NONE, opts=child)
+
+        logs = operationalinsights.Workspace(
+            f"{name}-logs", resource_group_name=rg, **common,
+            sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+            retention_in_days=config.log_retention_days, opts=child)
+        insights = applicationinsights.Component(
+            f"{name}-insights", resource_group_name=rg, **common, kind="web", application_type="web",
+            workspace_resource_id=logs.id, ingestion_mode="LogAnalytics",
+            opts=child) if config.application_insights else None
+
+        self.resource_group_name = rg
+        self.registry_id = registry.id
+        self.registry_login_server = registry.login_server
+        self.storage_account_id = account.id
+        self.storage_account_name = account.name
+        self.models_container_name = container.name
+        self.log_analytics_workspace_id = logs.id
+        self.app_insights_connection_string = pulumi.Output.secret(
+            insights.connection_string if insights else None)
+        self.register_outputs({
+            "resourceGroupName": self.resource_group_name, "registryLoginServer": self.registry_login_server,
+            "storageAccountName": self.storage_account_name, "modelsContainerName": self.models_container_name,
+        })
+
+    def grant_pull(self, name: str, principal_id: pulumi.Input[str]) -> authorization.RoleAssignment:
+        """AcrPull on the registry for a cluster's kubelet identity, so nodes pull without a secret."""
+        subscription = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        return authorization.RoleAssignment(
+            name, principal_id=principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=subscription.subscription_id.apply(
+                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}"),
+            scope=self.registry_id,
+            opts=pulumi.ResourceOptions(parent=self))

@@ -1,0 +1,159 @@
+"""Run the Pulumi program under Pulumi's mocks and record what it registers.
+
+The SDK objects, argument checks and output plumbing are real; the engine and Azure are not (neither
+can run here). Azure stands in as canned answers to the invokes the program makes, below.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBSCRIPTION = "8f3c1a2e-5b7d-4c9e-a1f0-2d6b8e4c7a93"
+TENANT = "c0ffee00-1111-4222-8333-444455556666"
+SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"  # AKS's Entra server app id, the same in every tenant
+
+# What `listClusterUserCredential(format=exec)` returns for an Entra ID cluster.
+EXEC_KUBECONFIG = {
+    "apiVersion": "v1", "kind": "Config", "current-context": "aks",
+    "clusters": [{"name": "aks", "cluster": {"server": "https://aks-dns.hcp.westeurope.azmk8s.io:443",
+                                             "certificate-authority-data": "Y2VydA=="}}],
+    "contexts": [{"name": "aks", "context": {"cluster": "aks", "user": "clusterUser_rg_aks"}}],
+    "users": [{"name": "clusterUser_rg_aks", "user": {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "kubelogin",
+        "args": ["get-token", "--environment", "AzurePublicCloud", "--server-id", SERVER_ID,
+                 "--client-id", "80faf920-1908-4b52-b5ef-a8e7bedfc67a", "--tenant-id", TENANT,
+                 "--login", "devicecode"]}}}],
+}
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict
+    parent: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    resources: list[Registered]
+    invokes: list[tuple[str, dict]]
+    exports: dict[str, Any]
+    secret_exports: set[str]
+    warnings: list[str]
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registered:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
+        return found[0]
+
+
+class AzureStandIn(mocks.Mocks):
+    """Canned Azure answers: outputs echo the inputs plus what Azure would compute."""
+
+    def __init__(self, attached_cluster: Optional[dict] = None):
+        self.attached_cluster = attached_cluster
+        self.created: list[Registered] = []
+        self.invokes: list[tuple[str, dict]] = []
+
+    def new_resource(self, args: mocks.MockResourceArgs):
+        outputs = dict(args.inputs)
+        outputs.update(self._computed(args.typ, args.inputs))
+        return f"/subscriptions/{SUBSCRIPTION}/mock/{args.name}", outputs
+
+    @staticmethod
+    def _computed(typ: str, inputs: dict) -> dict:
+        if typ == "azure-native:containerservice:ManagedCluster":
+            return {"name": inputs["resourceName"],
+                    "identityProfile": {"kubeletidentity": {"objectId": "kubelet-object-id", "clientId": "kubelet-client"}},
+                    "oidcIssuerProfile": {"enabled": True, "issuerURL": "https://oidc.example/issuer/"}}
+        if typ == "azure-native:containerregistry:Registry":
+            return {"name": inputs["registryName"], "loginServer": f"{inputs['registryName']}.azurecr.io"}
+        if typ == "azure-native:storage:StorageAccount":
+            return {"name": inputs["accountName"]}
+        if typ == "azure-native:storage:BlobContainer":
+            return {"name": inputs["containerName"]}
+        if typ == "azure-native:resources:ResourceGroup":
+            return {"name": inputs["resourceGroupName"]}
+        if typ == "random:index/randomString:RandomString":
+            return {"result": "q7x2k9"}
+        if typ == "azure-native:applicationinsights:Component":
+            return {"connectionString": "InstrumentationKey=00000000-0000-0000-0000-000000000000"}
+        return {}
+
+    def call(self, args: mocks.MockCallArgs):
+        self.invokes.append((args.token, dict(args.args)))
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {"subscriptionId": SUBSCRIPTION, "tenantId": TENANT, "clientId": "deployer", "objectId": "deployer-oid"}, []
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            kubeconfig = yaml.safe_dump(EXEC_KUBECONFIG).encode()
+            return {"kubeconfigs": [{"name": "clusterUser", "value": base64.b64encode(kubeconfig).decode()}]}, []
+        if args.token == "azure-native:containerservice:getManagedCluster":
+            if self.attached_cluster is None or args.args.get("resourceName") != self.attached_cluster["name"]:
+                raise Exception("ResourceNotFound: the managed cluster was not found")
+            return self.attached_cluster, []
+        raise NotImplementedError(f"no stand-in for invoke {args.token}")
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """Records what only the raw registration carries: the parent and ignoreChanges."""
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.mocks.created.append(Registered(
+                request.type, request.name, dict(self.resources[response.urn].state) if request.custom else {},
+                request.parent, list(request.ignoreChanges)))
+        return response
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def stack_file_config(stack: str) -> dict:
+    """The `aks-serving:` sections of Pulumi.<stack>.yaml."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return {k.split(":", 1)[1]: v for k, v in document["config"].items() if k.startswith("aks-serving:")}
+
+
+def run_program(config: dict, *, stack: str = "test", preview: bool = False,
+                attached_cluster: Optional[dict] = None) -> Run:
+    """Run __main__.py with `config` (sections without the project prefix) as the stack config."""
+    stand_in = AzureStandIn(attached_cluster)
+    capture = _Capture()
+    logger = logging.getLogger(f"pulumi-mocks-{id(capture)}")
+    logger.addHandler(capture)
+    settings.reset_options(project="aks-serving", stack=stack, preview=preview)
+    pulumi.runtime.set_all_config({f"aks-serving:{k}": json.dumps(v) for k, v in config.items()})
+    mocks.set_mocks(stand_in, project="aks-serving", stack=stack, preview=preview, logger=logger,
+                    monitor=RecordingMonitor(stand_in))
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+    exports, secret = {}, set()
+    for name, value in settings.get_root_resource().outputs.items():
+        output = pulumi.Output.from_input(value)
+        exports[name] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            secret.add(name)
+    return Run(stand_in.created, stand_in.invokes, exports, secret, capture.messages)
