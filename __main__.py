@@ -22,7 +22,10 @@ def main() -> None:
         "cluster", cfg.cluster, resource_group_name=cfg.cluster.resource_group or workspace.resource_group_name,
         location=cfg.workspace.location, log_analytics_workspace_id=workspace.log_analytics_workspace_id,
         attached=attached)
-    workspace.grant_pull("cluster-acr-pull", cluster.kubelet_object_id)
+    if attached is None or attached.kubelet_object_id:
+        workspace.grant_pull("cluster-acr-pull", cluster.kubelet_object_id)
+    else:
+        pulumi.log.warn("cluster: the attached cluster has no kubelet identity; grant it AcrPull on the registry")
 
     pulumi.export("clusterName", cluster.cluster_name)
     pulumi.export("clusterPurpose", cluster.purpose)

@@ -183,10 +183,12 @@ class ModelCluster(pulumi.ComponentResource):
         n = self._config.network
         return containerservice.ContainerServiceNetworkProfileArgs(
             network_plugin=n.plugin,
-            # Cilium is AKS's dataplane mode of Azure CNI (overlay), not a policy engine on its own.
+            # Azure CNI in overlay mode: pods get addresses from podCidr, not from the subnet, so a
+            # busy cluster cannot exhaust the VNet (and plain Azure CNI refuses a podCidr).
+            network_plugin_mode="overlay" if n.plugin == "azure" else None,
             network_policy=n.policy,
+            # Cilium is a dataplane of Azure CNI overlay, and enforces policy itself.
             network_dataplane="cilium" if n.policy == "cilium" else None,
-            network_plugin_mode="overlay" if n.policy == "cilium" else None,
             load_balancer_sku="standard",
             service_cidr=n.service_cidr,
             dns_service_ip=n.dns_service_ip,

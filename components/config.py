@@ -334,6 +334,8 @@ class Tls(_Model):
 
 
 class Router(_Model):
+    """The request router's deployment; unset replicas: 1 on dev-test, 2 (and a CPU autoscaler) on production."""
+
     namespace: str = "aks-serving"
     replicas: Optional[int] = Field(None, gt=0)
     max_replicas: Optional[int] = Field(None, gt=0)
@@ -471,7 +473,10 @@ class Endpoint(AuthSettings):
     @model_validator(mode="after")
     def _rules(self) -> "Endpoint":
         for name in self.versions:
-            _named(f"versions.{name}", naming.check_service_name, name)
+            # Short names like v1 are fine: the service-name rule applies to <endpoint>-<version>.
+            if not naming.SERVICE_NAME_PATTERN.match(name):
+                raise ValueError(f"versions.{name}: must be lowercase letters, digits and hyphens, "
+                                 "start with a letter and end with a letter or digit")
         total = sum(v.traffic_percentile for v in self.versions.values())
         if total > 100:
             raise ValueError(f"versions: traffic percentiles add up to {total:g}; they may add up to at most 100")
@@ -507,6 +512,9 @@ class StackConfig(_Model):
 
     @model_validator(mode="after")
     def _rules(self) -> "StackConfig":
+        if self.cluster.purpose == "production" and self.router.replicas == 1:
+            raise ValueError("router.replicas: production clusters run at least 2 router pods, so one can fail "
+                             "or be drained without an outage")
         self._check_tls()
         self._check_names()
         for path, spec in self.deployments():
@@ -542,7 +550,8 @@ class StackConfig(_Model):
                 if full in self.services:
                     raise ValueError(f"endpoints.{name}.versions.{version}: runs as service {full!r}, "
                                      "which services already defines")
-                _named(f"endpoints.{name}.versions.{version}", naming.check_dns1123_label, full)
+                _named(f"endpoints.{name}.versions.{version}", lambda n: naming.check_service_name(n) and
+                       f"runs as service {n!r}, which {naming.check_service_name(n)}", full)
 
     def _check_deployment(self, path: str, spec: DeploymentSpec) -> None:
         if spec.environment not in self.environments:
@@ -608,6 +617,9 @@ def config_warnings(cfg: StackConfig) -> list[str]:
     if not cfg.cluster.attached and not (cfg.cluster.api_server.private_cluster or cfg.cluster.api_server.authorized_ip_ranges):
         warnings.append("cluster.apiServer: the API server is open to the internet; set authorizedIpRanges "
                         "or privateCluster")
+    if not cfg.cluster.attached and cfg.cluster.entra.enabled and not cfg.cluster.entra.admin_group_object_ids:
+        warnings.append("cluster.entra.adminGroupObjectIds: no admin group; `pulumi up` can deploy into the cluster "
+                        "only if its identity holds an Azure Kubernetes Service RBAC role there")
     for path in sorted(cfg.unset_secrets):
         warnings.append(f"{path}: a secure value that cannot be decrypted without the Pulumi CLI; treated as unset")
     return warnings

@@ -106,7 +106,7 @@ class AzureStandIn(mocks.Mocks):
             return {"kubeconfigs": [{"name": "clusterUser", "value": base64.b64encode(kubeconfig).decode()}]}, []
         if args.token == "azure-native:containerservice:getManagedCluster":
             if self.attached_cluster is None or args.args.get("resourceName") != self.attached_cluster["name"]:
-                raise Exception("ResourceNotFound: the managed cluster was not found")
+                return {}, [("resourceName", "ResourceNotFound: the managed cluster was not found")]
             return self.attached_cluster, []
         raise NotImplementedError(f"no stand-in for invoke {args.token}")
 

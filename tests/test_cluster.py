@@ -1,0 +1,268 @@
+"""ModelCluster and Workspace under Pulumi's mocks: what the program registers for each stack config."""
+import copy
+
+import pulumi
+import pytest
+import yaml
+
+from pulumi_mocks import SERVER_ID, SUBSCRIPTION, run_program, stack_file_config
+
+MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
+AGENT_POOL = "azure-native:containerservice:AgentPool"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return run_program(stack_file_config("dev"), stack="dev")
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return run_program(stack_file_config("prod"), stack="prod")
+
+
+def with_cluster(stack: str, **cluster) -> dict:
+    config = copy.deepcopy(stack_file_config(stack))
+    config["cluster"].update(cluster)
+    return config
+
+
+# ---------------------------------------------------------------- created clusters
+
+
+def test_dev_is_one_dev_test_cluster_without_user_pools(dev):
+    cluster = dev.one(MANAGED_CLUSTER).inputs
+    assert cluster["tags"]["cluster-purpose"] == "dev-test"
+    assert cluster["sku"]["tier"] == "Free"
+    [system] = cluster["agentPoolProfiles"]
+    assert (system["mode"], system["vmSize"], system["count"]) == ("System", "Standard_D2s_v3", 2)
+    assert "nodeTaints" not in system  # nothing else to run the router and models on
+    assert dev.of_type(AGENT_POOL) == []
+    assert dev.exports["clusterPurpose"] == "dev-test" and dev.exports["totalVcpus"] == 4
+
+
+def test_prod_hardening_is_on_the_managed_cluster(prod):
+    cluster = prod.one(MANAGED_CLUSTER).inputs
+    assert cluster["tags"]["cluster-purpose"] == "production"
+    assert cluster["enableRBAC"] is True
+    assert cluster["aadProfile"] == {"managed": True, "enableAzureRBAC": True}
+    assert cluster["disableLocalAccounts"] is True
+    assert cluster["identity"] == {"type": "SystemAssigned"}
+    assert cluster["apiServerAccessProfile"]["authorizedIPRanges"] == ["203.0.113.0/24"]
+    assert cluster["oidcIssuerProfile"]["enabled"] is True
+    assert cluster["securityProfile"] == {"workloadIdentity": {"enabled": True}}
+    assert cluster["addonProfiles"]["azurepolicy"] == {"enabled": True}
+    insights = cluster["addonProfiles"]["omsagent"]
+    assert insights["enabled"] and insights["config"]["logAnalyticsWorkspaceResourceID"].endswith("/workspace-logs")
+    assert cluster["autoUpgradeProfile"] == {"upgradeChannel": "stable", "nodeOSUpgradeChannel": "NodeImage"}
+    network = cluster["networkProfile"]
+    assert (network["networkPlugin"], network["networkPluginMode"], network["networkPolicy"],
+            network["loadBalancerSku"]) == ("azure", "overlay", "azure", "standard")
+    assert cluster["sku"]["tier"] == "Standard"
+
+
+def test_platform_driven_changes_are_not_fought(prod):
+    ignored = prod.one(MANAGED_CLUSTER).ignore_changes
+    assert "kubernetesVersion" in ignored and "agentPoolProfiles[*].orchestratorVersion" in ignored
+    for pool in prod.of_type(AGENT_POOL):  # both prod pools autoscale
+        assert set(pool.ignore_changes) == {"orchestratorVersion", "count"}
+
+
+def test_prod_user_pools_are_separate_and_gpu_pool_is_tainted(prod):
+    pools = {p.inputs["agentPoolName"]: p.inputs for p in prod.of_type(AGENT_POOL)}
+    assert set(pools) == {"cpu", "gpu"}
+    assert pools["gpu"]["nodeTaints"] == ["nvidia.com/gpu=present:NoSchedule"]
+    assert pools["gpu"]["nodeLabels"]["aks-serving/accelerator"] == "nvidia-gpu"
+    assert "nodeTaints" not in pools["cpu"]
+    assert all(p["mode"] == "User" and p["resourceName"] == "aks-serving-prod" for p in pools.values())
+    [system] = prod.one(MANAGED_CLUSTER).inputs["agentPoolProfiles"]
+    assert system["nodeTaints"] == ["CriticalAddonsOnly=true:NoSchedule"]
+
+
+def test_outputs_describe_pools_and_accelerators(prod):
+    assert prod.exports["nodeCount"] == 7
+    assert prod.exports["totalVcpus"] == 3 * 4 + 3 * 8 + 1 * 4
+    gpu = next(p for p in prod.exports["nodePools"] if p["name"] == "gpu")
+    assert (gpu["gpusPerNode"], gpu["gpuModel"]) == (1, "T4")
+
+
+def test_kubeconfig_is_secret_and_logs_in_without_a_person(dev):
+    assert "kubeconfig" in dev.secret_exports
+    [user] = yaml.safe_load(dev.exports["kubeconfig"])["users"]
+    args = user["user"]["exec"]["args"]
+    assert args[:5] == ["get-token", "--login", "azurecli", "--server-id", SERVER_ID]
+    assert "devicecode" not in args
+
+
+def test_kubeconfig_login_mode_comes_from_config():
+    run = run_program(with_cluster("dev", kubelogin={"loginMode": "workloadidentity"}))
+    [user] = yaml.safe_load(run.exports["kubeconfig"])["users"]
+    assert user["user"]["exec"]["args"][:3] == ["get-token", "--login", "workloadidentity"]
+
+
+def test_kubernetes_provider_gets_the_kubeconfig(dev):
+    provider = dev.one("pulumi:providers:kubernetes")
+    assert provider.parent.endswith("aks-serving:index:ModelCluster::cluster")
+
+
+def test_node_pool_count_is_ignored_only_when_autoscaled():
+    pools = [{"name": "cpu", "vmSize": "Standard_D4s_v5", "nodeCount": 2}]
+    run = run_program(with_cluster("dev", nodePools=pools))
+    assert run.one(AGENT_POOL).ignore_changes == ["orchestratorVersion"]
+    [system] = run.one(MANAGED_CLUSTER).inputs["agentPoolProfiles"]
+    assert system["nodeTaints"] == ["CriticalAddonsOnly=true:NoSchedule"]
+
+
+def test_custom_subnet_is_resolved_in_the_deployers_subscription():
+    network = {"vnetName": "vnet", "subnetName": "aks", "serviceCidr": "10.0.0.0/16", "dnsServiceIp": "10.0.0.10"}
+    run = run_program(with_cluster("dev", network=network))
+    [system] = run.one(MANAGED_CLUSTER).inputs["agentPoolProfiles"]
+    assert system["vnetSubnetID"] == (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlw-dev/providers/"
+                                      "Microsoft.Network/virtualNetworks/vnet/subnets/aks")
+
+
+def test_a_preview_with_unknown_values_runs():
+    run = run_program(stack_file_config("prod"), stack="prod", preview=True)
+    assert len(run.of_type(MANAGED_CLUSTER)) == 1
+
+
+# ---------------------------------------------------------------- workspace
+
+
+def test_registry_has_no_admin_user_and_cluster_pulls_by_identity(dev):
+    registry = dev.one("azure-native:containerregistry:Registry").inputs
+    assert registry["adminUserEnabled"] is False and registry["anonymousPullEnabled"] is False
+    pull = dev.one(ROLE_ASSIGNMENT).inputs
+    assert pull["principalId"] == "kubelet-object-id" and pull["principalType"] == "ServicePrincipal"
+    assert pull["roleDefinitionId"] == f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL}"
+
+
+def test_model_storage_is_private_https_and_tls12(dev):
+    account = dev.one("azure-native:storage:StorageAccount").inputs
+    assert account["enableHttpsTrafficOnly"] is True and account["minimumTlsVersion"] == "TLS1_2"
+    assert account["allowBlobPublicAccess"] is False
+    assert dev.one("azure-native:storage:BlobContainer").inputs["publicAccess"] == "None"
+    assert 3 <= len(account["accountName"]) <= 24 and account["accountName"].isalnum()
+
+
+def test_logs_and_application_insights_exist(dev):
+    logs = dev.one("azure-native:operationalinsights:Workspace").inputs
+    assert logs["retentionInDays"] == 30
+    assert dev.one("azure-native:applicationinsights:Component").inputs["ingestionMode"] == "LogAnalytics"
+
+
+# ---------------------------------------------------------------- attached clusters
+
+
+def attached(vm_size="Standard_D3_v2", count=3, name="aks-existing"):
+    return {"name": name, "location": "westeurope", "agentPoolProfiles": [
+        {"name": "nodepool1", "vmSize": vm_size, "count": count, "mode": "System"}],
+        "aadProfile": {"managed": True, "enableAzureRBAC": True},
+        "identityProfile": {"kubeletidentity": {"objectId": "existing-kubelet"}},
+        "oidcIssuerProfile": {"enabled": True, "issuerURL": "https://oidc.example/existing/"}}
+
+
+def attach_config(purpose="production", **cluster):
+    config = copy.deepcopy(stack_file_config("dev"))
+    config["cluster"] = {"mode": "attach", "purpose": purpose, "resourceGroup": "rg-existing",
+                         "name": "aks-existing", **cluster}
+    return config
+
+
+def test_attach_registers_no_cluster_and_reads_it():
+    run = run_program(attach_config(), attached_cluster=attached())
+    assert run.of_type(MANAGED_CLUSTER) == [] and run.of_type(AGENT_POOL) == []
+    assert ("azure-native:containerservice:getManagedCluster",
+            {"resourceGroupName": "rg-existing", "resourceName": "aks-existing"}) in run.invokes
+    assert run.exports["clusterName"] == "aks-existing" and run.exports["totalVcpus"] == 12
+    assert run.one(ROLE_ASSIGNMENT).inputs["principalId"] == "existing-kubelet"
+    assert "kubeconfig" in run.secret_exports
+
+
+def test_attach_by_resource_id():
+    rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-existing/providers/Microsoft.ContainerService/managedClusters/aks-existing"
+    config = attach_config(resourceId=rid)
+    del config["cluster"]["resourceGroup"], config["cluster"]["name"]
+    run = run_program(config, attached_cluster=attached())
+    assert run.of_type(MANAGED_CLUSTER) == [] and run.exports["clusterName"] == "aks-existing"
+
+
+def test_attached_dev_test_cluster_under_two_vcpus_warns():
+    run = run_program(attach_config("dev-test"), attached_cluster=attached("Standard_B1s", 1))
+    assert "cluster: dev-test clusters should have at least 2 vCPU; 1 x Standard_B1s gives 1" in run.warnings
+
+
+def bad_run(config, **kwargs) -> str:
+    """Run a config that must fail; nothing may have been registered by then."""
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(config, **kwargs)
+    return str(err.value)
+
+
+def test_attached_production_cluster_too_small_fails_before_anything_is_registered(monkeypatch):
+    created = []
+    monkeypatch.setattr("pulumi_mocks.AzureStandIn.new_resource",
+                        lambda self, args: created.append(args.name) or ("id", {}))
+    message = bad_run(attach_config(), attached_cluster=attached("Standard_D3_v2", 2))
+    assert "cluster.purpose: production clusters need at least 12 vCPU; 2 x Standard_D3_v2 gives 8" in message
+    assert created == []
+
+
+def test_attached_cluster_in_another_subscription_fails():
+    rid = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+           "Microsoft.ContainerService/managedClusters/aks-existing")
+    config = attach_config(resourceId=rid)
+    del config["cluster"]["resourceGroup"], config["cluster"]["name"]
+    assert "set azure-native:subscriptionId" in bad_run(config, attached_cluster=attached())
+
+
+def test_missing_attached_cluster_fails_naming_the_key():
+    assert "cluster.name: cannot read AKS cluster aks-existing in rg-existing" in bad_run(attach_config())
+
+
+# ---------------------------------------------------------------- bad configs fail before anything exists
+
+
+BAD_CLUSTERS = {
+    "production too small": ({"nodeCount": 2, "purpose": "production", "vmSize": "Standard_D3_v2"}, "cluster.nodeCount"),
+    "B1s system pool": ({"vmSize": "Standard_B1s", "nodeCount": 1}, "cluster.vmSize"),
+    "25-char name": ({"name": "a" * 25}, "cluster.name"),
+    "digit-first name": ({"name": "1aks-dev"}, "cluster.name"),
+    "partial CNI": ({"network": {"plugin": "azure", "vnetName": "v"}}, "cluster.network"),
+    "kubenet + azure policy": ({"network": {"plugin": "kubenet", "policy": "azure"}}, "cluster.network.policy"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CLUSTERS, ids=list(BAD_CLUSTERS))
+def test_bad_cluster_configs_fail_before_anything_is_registered(case, monkeypatch):
+    created = []
+    monkeypatch.setattr("pulumi_mocks.AzureStandIn.new_resource",
+                        lambda self, args: created.append(args.name) or ("id", {}))
+    overrides, key = BAD_CLUSTERS[case]
+    assert f"{key}" in bad_run(with_cluster("dev", **overrides))
+    assert created == []
+
+
+BAD_SECTIONS = {
+    "custom TLS without key": ({"router": {"tls": {"mode": "custom", "cname": "a.example", "cert": "C"}}}, "router.tls.key"),
+    "internal LB + auto TLS": ({"router": {"loadBalancer": {"type": "internal"},
+                                           "tls": {"mode": "auto", "leafDomainLabel": "ml"}}}, "router.tls.mode"),
+    "key + token auth": ({"environments": {"e": {"condaFile": "c.yml"}}, "services": {"echo": {
+        "environment": "e", "entryScript": "s.py", "authEnabled": True, "tokenAuthEnabled": True}}},
+        "services.echo.tokenAuthEnabled"),
+    "min > max replicas": ({"environments": {"e": {"condaFile": "c.yml"}}, "services": {"echo": {
+        "environment": "e", "entryScript": "s.py", "autoscale": {"minReplicas": 3, "maxReplicas": 2}}}},
+        "services.echo.autoscale.minReplicas"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SECTIONS, ids=list(BAD_SECTIONS))
+def test_bad_sections_fail_before_anything_is_registered(case, monkeypatch):
+    created = []
+    monkeypatch.setattr("pulumi_mocks.AzureStandIn.new_resource",
+                        lambda self, args: created.append(args.name) or ("id", {}))
+    sections, key = BAD_SECTIONS[case]
+    assert key in bad_run({**stack_file_config("dev"), **sections})
+    assert created == []
