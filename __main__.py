@@ -1,5 +1,6 @@
 """aks-serving: load the stack config, build the components, export the outputs."""
 import pulumi
+from pulumi.runtime import is_config_secret
 
 from components.cluster import ModelCluster, read_attached_cluster
 from components.config import ConfigError, config_warnings, load_pulumi_config
@@ -9,7 +10,7 @@ from components.workspace import Workspace
 def main() -> None:
     # Every config error, including an attached cluster's, is raised here, before any resource exists.
     try:
-        cfg = load_pulumi_config(pulumi.Config())
+        cfg = load_pulumi_config(pulumi.Config(), lambda section: is_config_secret(f"aks-serving:{section}"))
         attached = read_attached_cluster(cfg) if cfg.cluster.attached else None
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None

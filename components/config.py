@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Callable, Literal, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -27,6 +27,8 @@ SECTIONS = ("workspace", "cluster", "router", "environments", "services", "endpo
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 MAX_MODELS_PER_SERVICE = 1000
 MAX_ENDPOINT_VERSIONS = 6
+# Values that must only ever be set with `pulumi config set --secret`.
+SECRET_PATHS = ("router.tls.key",)
 
 
 class ConfigError(ValueError):
@@ -651,10 +653,25 @@ def load_stack_file(path: str | Path) -> StackConfig:
     return parse_stack_config(raw, frozenset(unset))
 
 
-def load_pulumi_config(config: Any) -> StackConfig:
-    """Load from a `pulumi.Config()` (duck-typed, so this module stays free of Pulumi)."""
+def load_pulumi_config(config: Any, is_secret: Callable[[str], bool]) -> StackConfig:
+    """Load from a `pulumi.Config()` (duck-typed, so this module stays free of Pulumi).
+
+    `is_secret(section)` tells whether Pulumi holds a section encrypted; a secret value in a plain
+    section would sit in the stack file in clear text, so it is refused.
+    """
     raw = {s: v for s in SECTIONS if (v := config.get_object(s)) is not None}
+    plain = [p for p in SECRET_PATHS if _get_path(raw, p) is not None and not is_secret(p.split(".")[0])]
+    if plain:
+        raise ConfigError([f"{p}: a secret in plain text; set it with `pulumi config set --secret --path {p} ...`"
+                           for p in plain])
     return parse_stack_config(raw)
+
+
+def _get_path(raw: Mapping[str, Any], path: str) -> Any:
+    value: Any = raw
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 def _strip_secure(value: Any, path: str, unset: set[str]) -> Any:

@@ -139,14 +139,16 @@ def stack_file_config(stack: str) -> dict:
 
 
 def run_program(config: dict, *, stack: str = "test", preview: bool = False,
-                attached_cluster: Optional[dict] = None) -> Run:
-    """Run __main__.py with `config` (sections without the project prefix) as the stack config."""
+                attached_cluster: Optional[dict] = None, secret_sections: tuple[str, ...] = ()) -> Run:
+    """Run __main__.py with `config` (sections without the project prefix) as the stack config;
+    `secret_sections` are the ones Pulumi would hold encrypted."""
     stand_in = AzureStandIn(attached_cluster)
     capture = _Capture()
     logger = logging.getLogger(f"pulumi-mocks-{id(capture)}")
     logger.addHandler(capture)
     settings.reset_options(project="aks-serving", stack=stack, preview=preview)
-    pulumi.runtime.set_all_config({f"aks-serving:{k}": json.dumps(v) for k, v in config.items()})
+    pulumi.runtime.set_all_config({f"aks-serving:{k}": json.dumps(v) for k, v in config.items()},
+                                  [f"aks-serving:{s}" for s in secret_sections])
     mocks.set_mocks(stand_in, project="aks-serving", stack=stack, preview=preview, logger=logger,
                     monitor=RecordingMonitor(stand_in))
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))

@@ -5,6 +5,7 @@ import pulumi
 import pytest
 import yaml
 
+from components.config import SECRET_PATHS
 from pulumi_mocks import SERVER_ID, SUBSCRIPTION, run_program, stack_file_config
 
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
@@ -266,3 +267,32 @@ def test_bad_sections_fail_before_anything_is_registered(case, monkeypatch):
     sections, key = BAD_SECTIONS[case]
     assert key in bad_run({**stack_file_config("dev"), **sections})
     assert created == []
+
+
+# ---------------------------------------------------------------- secrets
+
+
+TLS = {"mode": "custom", "cname": "ml.example.com", "cert": "-----BEGIN CERTIFICATE-----",
+       "key": "-----BEGIN PRIVATE KEY-----"}
+
+
+def test_a_plain_text_tls_key_is_refused_before_anything_is_registered():
+    config = {**stack_file_config("dev"), "router": {"tls": TLS}}
+    assert ("router.tls.key: a secret in plain text; set it with `pulumi config set --secret --path "
+            "router.tls.key ...`") in bad_run(config)
+
+
+def test_a_tls_key_set_as_a_secret_is_accepted():
+    run = run_program({**stack_file_config("dev"), "router": {"tls": TLS}}, secret_sections=("router",))
+    assert run.one(MANAGED_CLUSTER)
+
+
+def test_stack_files_hold_no_plain_text_secret():
+    for stack in ("dev", "prod"):
+        config = stack_file_config(stack)
+        for path in SECRET_PATHS:
+            section, *rest = path.split(".")
+            value = config.get(section)
+            for part in rest:
+                value = value.get(part) if isinstance(value, dict) else None
+            assert value is None or set(value) == {"secure"}, f"Pulumi.{stack}.yaml: {path} in plain text"
