@@ -139,10 +139,11 @@ def stack_file_config(stack: str) -> dict:
 
 
 def run_program(config: dict, *, stack: str = "test", preview: bool = False,
-                attached_cluster: Optional[dict] = None, secret_sections: tuple[str, ...] = ()) -> Run:
+                attached_cluster: Optional[dict] = None, secret_sections: tuple[str, ...] = (),
+                stand_in: Optional[AzureStandIn] = None) -> Run:
     """Run __main__.py with `config` (sections without the project prefix) as the stack config;
     `secret_sections` are the ones Pulumi would hold encrypted."""
-    stand_in = AzureStandIn(attached_cluster)
+    stand_in = stand_in or AzureStandIn(attached_cluster)
     capture = _Capture()
     logger = logging.getLogger(f"pulumi-mocks-{id(capture)}")
     logger.addHandler(capture)

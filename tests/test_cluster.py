@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components.config import SECRET_PATHS
-from pulumi_mocks import SERVER_ID, SUBSCRIPTION, run_program, stack_file_config
+from pulumi_mocks import SERVER_ID, SUBSCRIPTION, AzureStandIn, run_program, stack_file_config
 
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
 AGENT_POOL = "azure-native:containerservice:AgentPool"
@@ -195,20 +195,18 @@ def test_attached_dev_test_cluster_under_two_vcpus_warns():
     assert "cluster: dev-test clusters should have at least 2 vCPU; 1 x Standard_B1s gives 1" in run.warnings
 
 
-def bad_run(config, **kwargs) -> str:
-    """Run a config that must fail; nothing may have been registered by then."""
+def bad_run(config, attached_cluster=None, **kwargs) -> str:
+    """Run a config that must fail, and check nothing was registered by then."""
+    stand_in = AzureStandIn(attached_cluster)
     with pytest.raises(pulumi.RunError) as err:
-        run_program(config, **kwargs)
+        run_program(config, stand_in=stand_in, **kwargs)
+    assert stand_in.created == []
     return str(err.value)
 
 
-def test_attached_production_cluster_too_small_fails_before_anything_is_registered(monkeypatch):
-    created = []
-    monkeypatch.setattr("pulumi_mocks.AzureStandIn.new_resource",
-                        lambda self, args: created.append(args.name) or ("id", {}))
+def test_attached_production_cluster_too_small_fails_before_anything_is_registered():
     message = bad_run(attach_config(), attached_cluster=attached("Standard_D3_v2", 2))
     assert "cluster.purpose: production clusters need at least 12 vCPU; 2 x Standard_D3_v2 gives 8" in message
-    assert created == []
 
 
 def test_attached_cluster_in_another_subscription_fails():
@@ -226,47 +224,39 @@ def test_missing_attached_cluster_fails_naming_the_key():
 # ---------------------------------------------------------------- bad configs fail before anything exists
 
 
-BAD_CLUSTERS = {
-    "production too small": ({"nodeCount": 2, "purpose": "production", "vmSize": "Standard_D3_v2"}, "cluster.nodeCount"),
-    "B1s system pool": ({"vmSize": "Standard_B1s", "nodeCount": 1}, "cluster.vmSize"),
-    "25-char name": ({"name": "a" * 25}, "cluster.name"),
-    "digit-first name": ({"name": "1aks-dev"}, "cluster.name"),
-    "partial CNI": ({"network": {"plugin": "azure", "vnetName": "v"}}, "cluster.network"),
-    "kubenet + azure policy": ({"network": {"plugin": "kubenet", "policy": "azure"}}, "cluster.network.policy"),
+def with_sections(**sections) -> dict:
+    return {**stack_file_config("dev"), "environments": {"e": {"condaFile": "c.yml"}}, **sections}
+
+
+def echo(**fields) -> dict:
+    return {"echo": {"environment": "e", "entryScript": "score.py", **fields}}
+
+
+BAD_CONFIGS = {
+    "production too small": (with_cluster("dev", nodeCount=2, purpose="production", vmSize="Standard_D3_v2"),
+                             "cluster.nodeCount: production clusters need at least 12 vCPU"),
+    "B1s system pool": (with_cluster("dev", vmSize="Standard_B1s", nodeCount=1), "cluster.vmSize: "),
+    "25-char name": (with_cluster("dev", name="a" * 25), "cluster.name: "),
+    "digit-first name": (with_cluster("dev", name="1aks-dev"), "cluster.name: "),
+    "partial CNI": (with_cluster("dev", network={"plugin": "azure", "vnetName": "v"}), "cluster.network."),
+    "kubenet + azure policy": (with_cluster("dev", network={"plugin": "kubenet", "policy": "azure"}),
+                               "cluster.network.policy: "),
+    "custom TLS without key": (with_sections(router={"tls": {"mode": "custom", "cname": "a.example", "cert": "C"}}),
+                               "router.tls.key: "),
+    "internal LB + auto TLS": (with_sections(router={"loadBalancer": {"type": "internal"},
+                                                     "tls": {"mode": "auto", "leafDomainLabel": "ml"}}),
+                               "router.tls.mode: "),
+    "key + token auth": (with_sections(services=echo(authEnabled=True, tokenAuthEnabled=True)),
+                         "services.echo.tokenAuthEnabled: "),
+    "min > max replicas": (with_sections(services=echo(autoscale={"minReplicas": 3, "maxReplicas": 2})),
+                           "services.echo.autoscale.minReplicas: "),
 }
 
 
-@pytest.mark.parametrize("case", BAD_CLUSTERS, ids=list(BAD_CLUSTERS))
-def test_bad_cluster_configs_fail_before_anything_is_registered(case, monkeypatch):
-    created = []
-    monkeypatch.setattr("pulumi_mocks.AzureStandIn.new_resource",
-                        lambda self, args: created.append(args.name) or ("id", {}))
-    overrides, key = BAD_CLUSTERS[case]
-    assert f"{key}" in bad_run(with_cluster("dev", **overrides))
-    assert created == []
-
-
-BAD_SECTIONS = {
-    "custom TLS without key": ({"router": {"tls": {"mode": "custom", "cname": "a.example", "cert": "C"}}}, "router.tls.key"),
-    "internal LB + auto TLS": ({"router": {"loadBalancer": {"type": "internal"},
-                                           "tls": {"mode": "auto", "leafDomainLabel": "ml"}}}, "router.tls.mode"),
-    "key + token auth": ({"environments": {"e": {"condaFile": "c.yml"}}, "services": {"echo": {
-        "environment": "e", "entryScript": "s.py", "authEnabled": True, "tokenAuthEnabled": True}}},
-        "services.echo.tokenAuthEnabled"),
-    "min > max replicas": ({"environments": {"e": {"condaFile": "c.yml"}}, "services": {"echo": {
-        "environment": "e", "entryScript": "s.py", "autoscale": {"minReplicas": 3, "maxReplicas": 2}}}},
-        "services.echo.autoscale.minReplicas"),
-}
-
-
-@pytest.mark.parametrize("case", BAD_SECTIONS, ids=list(BAD_SECTIONS))
-def test_bad_sections_fail_before_anything_is_registered(case, monkeypatch):
-    created = []
-    monkeypatch.setattr("pulumi_mocks.AzureStandIn.new_resource",
-                        lambda self, args: created.append(args.name) or ("id", {}))
-    sections, key = BAD_SECTIONS[case]
-    assert key in bad_run({**stack_file_config("dev"), **sections})
-    assert created == []
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=list(BAD_CONFIGS))
+def test_bad_configs_fail_before_anything_is_registered_naming_the_key(case):
+    config, expected = BAD_CONFIGS[case]
+    assert expected in bad_run(config)
 
 
 # ---------------------------------------------------------------- secrets
