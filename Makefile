@@ -2,25 +2,38 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The Azure ML inference server pins pydantic and opentelemetry versions that clash with Pulumi's,
+# so the model servers run from a virtualenv of their own.
+INFERENCE_VENV := .venv-inference
 STACK ?= dev
-REQUIREMENTS := requirements.txt $(wildcard router/requirements.txt router/requirements-test.txt)
+REQUIREMENTS := requirements.txt router/requirements.txt router/requirements-test.txt
 
-.PHONY: run test venv clean
+.PHONY: run test bench venv clean
 
-# The virtualenv is rebuilt only when a requirements file changes (the stamp records that).
+# A virtualenv is rebuilt only when its requirements change (the stamp records that).
 $(VENV)/.installed: $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(foreach r,$(REQUIREMENTS),-r $(r))
 	touch $@
 
-venv: $(VENV)/.installed
+$(INFERENCE_VENV)/.installed: router/requirements-inference.txt
+	test -x $(INFERENCE_VENV)/bin/python || $(PYTHON) -m venv $(INFERENCE_VENV)
+	$(INFERENCE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	touch $@
 
+venv: $(VENV)/.installed $(INFERENCE_VENV)/.installed
+
+# Every test; none is skipped for want of the inference server, which is installed first.
 test: venv
-	$(PY) -m pytest -q
+	ROUTER_INFERENCE_PYTHON=$(CURDIR)/$(INFERENCE_VENV)/bin/python $(PY) -m pytest -q
+
+# Router overhead and throughput against nginx and a bare aiohttp proxy (installs nginx and wrk).
+bench: venv
+	bench/run.sh
 
 # Checks the stack's config and shows what it describes (the local deployment comes with issue 4).
 run: venv
 	$(PY) -m components.describe Pulumi.$(STACK).yaml
 
 clean:
-	rm -rf $(VENV) .serving build
+	rm -rf $(VENV) $(INFERENCE_VENV) .serving build

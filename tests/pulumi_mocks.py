@@ -5,6 +5,7 @@ can run here). Azure stands in as canned answers to the invokes the program make
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -144,6 +145,8 @@ def run_program(config: dict, *, stack: str = "test", preview: bool = False,
     """Run __main__.py with `config` (sections without the project prefix) as the stack config;
     `secret_sections` are the ones Pulumi would hold encrypted."""
     stand_in = stand_in or AzureStandIn(attached_cluster)
+    # Each run gets a loop of its own: async tests elsewhere in the session leave none current.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     capture = _Capture()
     logger = logging.getLogger(f"pulumi-mocks-{id(capture)}")
     logger.addHandler(capture)

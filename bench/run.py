@@ -1,0 +1,242 @@
+"""Router overhead benchmark: nginx (model and reference proxy), a bare aiohttp proxy, and the router.
+
+Run from the repository root:  bench/run.sh   (or .venv/bin/python bench/run.py [--seconds 10])
+
+Everything listens on 127.0.0.1. The "model" is nginx answering /score with a fixed JSON body, so the
+numbers are the proxies' own cost. Each proxy runs as one process (nginx with one worker) so they are
+compared like for like on this 2-core machine; wrk runs with one thread. Nothing is pinned to a core
+(pinning the Python proxies to core 0 halved their throughput on this VM). Each figure is the median of
+--rounds runs, taken in interleaved order, since this VM's timings vary from run to run (CPU steal).
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import statistics
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+KEY = "bench-primary-key-0123456789abcdef"
+UPLOAD_BYTES = 50 * 1024 * 1024
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx-{name}.pid;
+error_log {dir}/nginx-{name}.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body-{name};
+  proxy_temp_path {dir}/proxy-{name};
+  fastcgi_temp_path {dir}/fastcgi-{name};
+  uwsgi_temp_path {dir}/uwsgi-{name};
+  scgi_temp_path {dir}/scgi-{name};
+  client_max_body_size 200m;
+  keepalive_requests 1000000;
+  {body}
+}}
+"""
+MODEL_BODY = """
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{{"result": [0.5]}}'; }}
+  }}
+"""
+# nginx's documented defaults for proxy_pass: HTTP/1.0 upstream, a new upstream connection per request
+# (as the Azure ML inference server forces anyway: it closes every connection).
+PLAIN_PROXY_BODY = """
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://127.0.0.1:{upstream}/score; }}
+  }}
+"""
+# nginx tuned as a fast proxy: kept-alive upstream connections, no buffering.
+PROXY_BODY = """
+  upstream model {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://model/score;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }}
+  }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+class Stack:
+    """Starts the processes under test and stops exactly those."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], port: int, **kwargs) -> subprocess.Popen:
+        process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, **kwargs)
+        self.processes.append(process)
+        wait_listening(port)
+        return process
+
+    def nginx(self, name: str, body: str, port: int) -> subprocess.Popen:
+        conf = self.dir / f"nginx-{name}.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, name=name, body=body))
+        return self.start(["nginx", "-c", str(conf), "-p", str(self.dir), "-e", str(self.dir / f"{name}.err")],
+                          port, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def wrk(port: int, path: str, connections: int, seconds: float, headers: dict[str, str]) -> dict:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(BENCH / "latency.lua")]
+    for k, v in headers.items():
+        args += ["-H", f"{k}: {v}"]
+    run = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                         timeout=seconds + 30)
+    line = next((text for text in run.stdout.splitlines() if text.startswith("RESULT")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {run.stdout}{run.stderr}")
+    requests, duration, p50, p99, errors = line.split()[1:]
+    return {"rps": int(requests) / float(duration), "p50_ms": int(p50) / 1000, "p99_ms": int(p99) / 1000,
+            "errors": int(errors)}
+
+
+def rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def upload_peak_rss_growth(pid: int, port: int, path: str) -> tuple[float, int]:
+    """Peak RSS growth (MiB) of `pid` while a 50 MB body streams through it, and the response status."""
+    baseline = rss_kib(pid, "VmRSS")
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset VmHWM (peak RSS) to the current RSS
+    chunk = b"u" * (1 << 20)
+
+    def body():
+        for _ in range(UPLOAD_BYTES // len(chunk)):
+            yield chunk
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("POST", path, body=body(), headers={"Content-Length": str(UPLOAD_BYTES),
+                                                    "Authorization": f"Bearer {KEY}"})
+    status = conn.getresponse().status
+    conn.close()
+    return (rss_kib(pid, "VmHWM") - baseline) / 1024, status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found: run bench/run.sh, which installs nginx-light and wrk")
+
+    workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
+    stack = Stack(workdir)
+    ports = {name: free_port() for name in ("model", "nginx", "nginx_plain", "bare", "router", "admin")}
+    keyfile = workdir / "primary"
+    keyfile.write_text(KEY)
+    (workdir / "secondary").write_text("bench-secondary-key")
+    # The issue's example config, with this run's ports and key files.
+    config = {"services": {"echo": {
+        "auth": {"mode": "key", "keyFiles": [str(keyfile), str(workdir / "secondary")]},
+        "backend": {"kind": "static", "urls": [f"http://127.0.0.1:{ports['model']}"]},
+        "requests": {"maxConcurrentPerReplica": 64, "maxQueueWaitMs": 500, "scoringTimeoutMs": 60000},
+        "autoscale": {"enabled": False}}}, "endpoints": {}}
+    (workdir / "router.json").write_text(json.dumps(config))
+    router_log = open(workdir / "router.log", "w")
+    try:
+        stack.nginx("model", MODEL_BODY.format(port=ports["model"]), ports["model"])
+        stack.nginx("proxy", PROXY_BODY.format(port=ports["nginx"], upstream=ports["model"]), ports["nginx"])
+        stack.nginx("plain", PLAIN_PROXY_BODY.format(port=ports["nginx_plain"], upstream=ports["model"]),
+                    ports["nginx_plain"])
+        stack.start([sys.executable, str(BENCH / "bare_proxy.py"), str(ports["bare"]),
+                     f"http://127.0.0.1:{ports['model']}"], ports["bare"])
+        router = stack.start([sys.executable, "-m", "router", "serve", "--config", str(workdir / "router.json"),
+                              "--port", str(ports["router"]), "--admin-port", str(ports["admin"])],
+                             ports["router"], stderr=router_log)
+        targets = {"model (nginx, direct)": (ports["model"], "/score"),
+                   "nginx proxy": (ports["nginx"], "/score"),
+                   "nginx proxy (defaults)": (ports["nginx_plain"], "/score"),
+                   "bare aiohttp proxy": (ports["bare"], "/score"),
+                   "router": (ports["router"], "/api/v1/service/echo/score")}
+        headers = {"Authorization": f"Bearer {KEY}"}
+        runs: dict[str, dict[str, list[dict]]] = {name: {"c16": [], "c1": []} for name in targets}
+        for port, path in targets.values():
+            wrk(port, path, 16, 2, headers)  # warm up
+        for _ in range(args.rounds):
+            for name, (port, path) in targets.items():
+                runs[name]["c16"].append(wrk(port, path, 16, args.seconds, headers))
+                runs[name]["c1"].append(wrk(port, path, 1, args.seconds, headers))
+        results = {name: {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in by_c.items()}
+                   for name, by_c in runs.items()}
+        growth, status = upload_peak_rss_growth(router.pid, ports["router"], "/api/v1/service/echo/score")
+    finally:
+        stack.stop()
+        router_log.close()
+
+    print(f"{'target':24} {'rps@16':>9} {'p50@1 ms':>9} {'p99@16 ms':>10} {'errors':>7}")
+    for name, r in results.items():
+        print(f"{name:24} {r['c16']['rps']:9.0f} {r['c1']['p50_ms']:9.3f} {r['c16']['p99_ms']:10.3f} "
+              f"{r['c16']['errors'] + r['c1']['errors']:7.0f}")
+    direct, nginx = results["model (nginx, direct)"], results["nginx proxy"]
+    plain = results["nginx proxy (defaults)"]
+    summary = {}
+    for name in ("bare aiohttp proxy", "router"):
+        r = results[name]
+        summary[name] = {"rps_ratio_to_nginx": round(r["c16"]["rps"] / nginx["c16"]["rps"], 3),
+                         "rps_ratio_to_nginx_defaults": round(r["c16"]["rps"] / plain["c16"]["rps"], 3),
+                         "added_p50_ms_at_1": round(r["c1"]["p50_ms"] - direct["c1"]["p50_ms"], 3),
+                         "p99_ms_at_16": r["c16"]["p99_ms"]}
+    summary["router"]["upload_50MB_status"] = status
+    summary["router"]["upload_50MB_peak_rss_growth_MiB"] = round(growth, 1)
+    goals = {"rps_ratio_to_nginx >= 0.2": summary["router"]["rps_ratio_to_nginx"] >= 0.2,
+             "added_p50_ms_at_1 <= 0.3": summary["router"]["added_p50_ms_at_1"] <= 0.3,
+             "p99_ms_at_16 <= 10": summary["router"]["p99_ms_at_16"] <= 10,
+             "upload peak RSS growth <= 10 MiB": growth <= 10}
+    print(json.dumps({"summary": summary, "goals_met": goals}, indent=2))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Per-service authentication: `key` (v1 primary/secondary keys), `token` (JWT), `none`.
+
+Every failure looks the same to the client (401, `WWW-Authenticate: Bearer`, one fixed body), so a
+caller cannot learn which check failed.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import jwt
+
+from .settings import AuthConfig, TokenAuth
+
+log = logging.getLogger("router.auth")
+KEY_FILE_RECHECK_SECONDS = 1.0  # stat the key files at most this often (keeps syscalls off most requests)
+JWKS_MIN_REFRESH_SECONDS = 10.0  # an unknown `kid` refetches the JWKS at most this often
+
+
+class Authenticator(Protocol):
+    async def check(self, authorization: str | None) -> bool: ...
+
+
+def bearer(authorization: str | None) -> str | None:
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    return authorization[7:].strip() or None
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
+
+
+class AllowAll:
+    async def check(self, authorization: str | None) -> bool:
+        return True
+
+
+class KeyAuth:
+    """Primary and secondary keys, held only as SHA-256 digests.
+
+    Comparing fixed-length digests with `hmac.compare_digest` makes the time independent of the key's
+    length and content; both keys are compared every time (no short-circuit), so timing does not tell
+    whether the presented value matched the primary or the secondary.
+    """
+
+    def __init__(self, key_files: list[Path]) -> None:
+        self._files = list(key_files)
+        self._stamps: list[tuple[int, int] | None] = []
+        self._digests: list[bytes] = []
+        self._next_check = 0.0
+        if self._files:
+            self._reload_if_changed(force=True)
+
+    def set_keys(self, keys: list[bytes]) -> None:
+        """Replace the keys (the Kubernetes Secret watcher calls this)."""
+        self._digests = [_digest(k) for k in keys if k]
+
+    async def check(self, authorization: str | None) -> bool:
+        if self._files and time.monotonic() >= self._next_check:
+            self._reload_if_changed()
+        presented = _digest((bearer(authorization) or "").encode())
+        matched = False
+        for expected in self._digests:  # empty keys are never stored, so a missing header cannot match
+            matched |= hmac.compare_digest(presented, expected)
+        return matched
+
+    def _reload_if_changed(self, force: bool = False) -> None:
+        self._next_check = time.monotonic() + KEY_FILE_RECHECK_SECONDS
+        stamps = [_stamp(f) for f in self._files]
+        if not force and stamps == self._stamps:
+            return
+        keys = []
+        for f in self._files:
+            try:
+                keys.append(f.read_bytes().strip())
+            except OSError as e:  # a key file mid-rotation: keep serving with the one still readable
+                log.warning("cannot read key file %s: %s", f, e.strerror)
+        self._stamps = stamps
+        self.set_keys(keys)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+class JwtAuth:
+    """JWT bearer tokens: allow-listed algorithms, `exp` and `iat` required, issuer and audience checked."""
+
+    def __init__(self, config: TokenAuth, session_factory=aiohttp.ClientSession) -> None:
+        self.config = config
+        self._static_keys = [load_public_key(p) for p in config.public_key_files]
+        if config.signing_key_file:
+            self._static_keys.append(load_private_key(config.signing_key_file).public_key())
+        self._jwks: dict[str, jwt.PyJWK] = {}
+        self._jwks_fetched = -1e9
+        self._session_factory = session_factory
+
+    async def check(self, authorization: str | None) -> bool:
+        token = bearer(authorization)
+        # Cap before any parsing: a huge header must not cost base64 and JSON work.
+        if token is None or len(token) > self.config.max_token_bytes:
+            return False
+        try:
+            header = jwt.get_unverified_header(token)
+            for key in await self._candidate_keys(header.get("kid")):
+                try:
+                    self._decode(token, key)
+                    return True
+                except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
+                    continue  # try the next key; any other error is final
+        except (jwt.PyJWTError, ValueError, TypeError) as e:
+            log.debug("token refused: %s", type(e).__name__)
+        return False
+
+    def _decode(self, token: str, key) -> dict:
+        c = self.config
+        return jwt.decode(token, key, algorithms=list(c.algorithms), audience=c.audience, issuer=c.issuer,
+                          leeway=c.leeway_seconds, options={"require": ["exp", "iat", "iss", "aud"]})
+
+    async def _candidate_keys(self, kid: str | None) -> list:
+        if not self.config.jwks_url:
+            return self._static_keys
+        age = time.monotonic() - self._jwks_fetched
+        stale = age > self.config.jwks_cache_seconds
+        unknown_kid = kid is not None and kid not in self._jwks and age > JWKS_MIN_REFRESH_SECONDS
+        if stale or unknown_kid:
+            await self._fetch_jwks()
+        if kid is not None:
+            found = self._jwks.get(kid)
+            return [found.key] if found else self._static_keys
+        return [k.key for k in self._jwks.values()] + self._static_keys
+
+    async def _fetch_jwks(self) -> None:
+        self._jwks_fetched = time.monotonic()
+        try:
+            async with self._session_factory(timeout=aiohttp.ClientTimeout(total=5)) as session:
+                async with session.get(self.config.jwks_url) as resp:
+                    resp.raise_for_status()
+                    jwk_set = jwt.PyJWKSet.from_dict(await resp.json(content_type=None))
+        except (aiohttp.ClientError, jwt.PyJWTError, ValueError) as e:
+            log.warning("JWKS fetch from %s failed (%s); keeping %d cached keys",
+                        self.config.jwks_url, type(e).__name__, len(self._jwks))
+            return
+        self._jwks = {k.key_id: k for k in jwk_set.keys if k.key_id}
+
+
+def load_public_key(path: Path):
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    return load_pem_public_key(Path(path).read_bytes())
+
+
+def load_private_key(path: Path):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    return load_pem_private_key(Path(path).read_bytes(), password=None)
+
+
+def mint_token(config: TokenAuth, subject: str, now: float | None = None) -> dict:
+    """What v1's `get_token()` returned: the token, its type and when to refresh / when it expires."""
+    if config.signing_key_file is None:
+        raise ValueError("auth.token.signingKeyFile is not set for this service")
+    issued = int(time.time() if now is None else now)
+    expires = issued + config.lifetime_seconds
+    claims = {"iss": config.issuer, "aud": config.audience, "sub": subject, "iat": issued, "exp": expires}
+    headers = {"kid": config.key_id} if config.key_id else None
+    token = jwt.encode(claims, load_private_key(config.signing_key_file), algorithm=config.algorithms[0],
+                       headers=headers)
+    return {"accessToken": token, "tokenType": "Bearer", "refreshAfter": issued + config.lifetime_seconds // 2,
+            "expiryOn": expires}
+
+
+def build_authenticator(config: AuthConfig) -> Authenticator:
+    if config.mode == "none":
+        return AllowAll()
+    if config.mode == "key":
+        return KeyAuth(config.key_files)
+    return JwtAuth(config.token)

@@ -1,0 +1,138 @@
+"""Azure ML inference server processes on this machine, one per replica, bound to 127.0.0.1.
+
+`azmlinfsrv` binds every interface, so each replica runs the server's WSGI app under gunicorn with an
+explicit `-b 127.0.0.1:<port>` instead. A replica joins the pool once `GET /` answers, and leaves it
+(drained: no new requests, in-flight ones finish) before its process is stopped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import sys
+
+import aiohttp
+
+from ..pool import ReplicaPool
+from ..settings import LocalBackend, ServiceConfig
+
+log = logging.getLogger("router.local")
+APP = "azureml_inference_server_http.server.entry:app"
+READY_POLL_SECONDS = 0.2
+
+
+class LocalReplica:
+    def __init__(self, port: int, process: asyncio.subprocess.Process) -> None:
+        self.port = port
+        self.process = process
+        self.ready = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class LocalReplicas:
+    can_scale = True
+
+    def __init__(self, service: str, config: LocalBackend, service_config: ServiceConfig) -> None:
+        self.service = service
+        self.config = config
+        limits = service_config.requests
+        self.workers = limits.max_concurrent_per_replica  # one gunicorn sync worker per concurrent slot
+        self.replica_timeout_ms = limits.replica_timeout_ms or limits.scoring_timeout_ms
+        autoscale = service_config.autoscale
+        self.initial = max(config.replicas, autoscale.min_replicas) if autoscale.enabled else config.replicas
+        self.replicas: dict[int, LocalReplica] = {}  # by port
+        self.pool: ReplicaPool | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()  # one scaling operation at a time
+
+    async def start(self, pool: ReplicaPool) -> None:
+        self.pool = pool
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+        await self.scale(self.initial)
+
+    async def stop(self) -> None:
+        await self.scale(0)
+        if self._session is not None:
+            await self._session.close()
+
+    async def current_replicas(self) -> int:
+        return len(self.replicas)
+
+    async def scale(self, replicas: int) -> None:
+        async with self._lock:
+            if replicas > len(self.replicas):
+                free = (p for p in range(self.config.base_port, 65536) if p not in self.replicas)
+                ports = [next(free) for _ in range(replicas - len(self.replicas))]
+                await asyncio.gather(*(self._start_one(port) for port in ports))
+            while len(self.replicas) > replicas:
+                await self._stop_one(max(self.replicas))
+            self._publish()
+
+    def _publish(self) -> None:
+        self.pool.set_replicas([r.url for r in self.replicas.values() if r.ready])
+
+    async def _start_one(self, port: int) -> None:
+        process = await asyncio.create_subprocess_exec(*self._command(port), env=self._env())
+        replica = self.replicas[port] = LocalReplica(port, process)
+        try:
+            await asyncio.wait_for(self._wait_ready(replica), self.config.start_timeout_seconds)
+        except (asyncio.TimeoutError, RuntimeError) as e:
+            log.error("service %s: replica on port %d did not become ready: %s", self.service, port, e)
+            await self._terminate(replica)
+            del self.replicas[port]
+            return
+        replica.ready = True
+        self._publish()
+        log.info("service %s: replica %s ready (pid %d)", self.service, replica.url, process.pid)
+
+    def _command(self, port: int) -> list[str]:
+        # gunicorn kills a sync worker that is silent longer than --timeout; it must outlast scoring.
+        worker_timeout = max(300, math.ceil(self.replica_timeout_ms / 1000) + 10)
+        return [self.config.python or sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}",
+                "-w", str(self.workers), "--timeout", str(worker_timeout), "--access-logfile", "-", APP]
+
+    def _env(self) -> dict[str, str]:
+        script = self.config.entry_script.resolve()
+        env = {**os.environ, **self.config.env,
+               "AZUREML_ENTRY_SCRIPT": str(script), "AML_APP_ROOT": str(script.parent),
+               "SCORING_TIMEOUT_MS": str(self.replica_timeout_ms), "WORKER_COUNT": str(self.workers)}
+        if self.config.model_dir is not None:
+            env["AZUREML_MODEL_DIR"] = str(self.config.model_dir.resolve())
+        return env
+
+    async def _wait_ready(self, replica: LocalReplica) -> None:
+        while True:
+            if replica.process.returncode is not None:
+                raise RuntimeError(f"exited with code {replica.process.returncode}")
+            try:
+                async with self._session.get(replica.url + "/") as resp:
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(READY_POLL_SECONDS)
+
+    async def _stop_one(self, port: int) -> None:
+        replica = self.replicas.pop(port)
+        self._publish()  # out of the pool first: no new requests reach it
+        pooled = self.pool.replicas.get(replica.url)
+        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout_seconds
+        while pooled is not None and pooled.outstanding and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await self._terminate(replica)
+        log.info("service %s: replica %s stopped", self.service, replica.url)
+
+    async def _terminate(self, replica: LocalReplica) -> None:
+        process = replica.process
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)  # gunicorn: graceful, workers finish their request
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()

@@ -1,0 +1,32 @@
+"""Prometheus metrics, in a registry of their own so tests can build several routers in one process."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("router_requests", "Scoring requests answered",
+                                ["service", "status"], registry=r)
+        self.latency = Histogram("router_request_seconds", "Time to response headers",
+                                 ["service"], registry=r,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.in_flight = Gauge("router_in_flight", "Requests holding a replica slot (this pod)",
+                               ["service"], registry=r)
+        self.queued = Gauge("router_queued", "Requests waiting for a slot (this pod)", ["service"], registry=r)
+        self.replicas_ready = Gauge("router_replicas_ready", "Replicas taking requests", ["service"],
+                                    registry=r)
+        self.retries = Counter("router_retries", "Requests retried after a refused connection",
+                               ["service"], registry=r)
+        self.ejections = Counter("router_ejections", "Replicas taken out after refusing connections",
+                                 ["service"], registry=r)
+        self.scale_decisions = Counter("router_scale_decisions", "Autoscaler decisions that changed replicas",
+                                       ["service", "direction"], registry=r)
+        self.desired_replicas = Gauge("router_desired_replicas", "Autoscaler's desired replicas",
+                                      ["service"], registry=r)
+        self.utilization = Gauge("router_utilization_percent", "Autoscaler's last utilization reading",
+                                 ["service"], registry=r)
+        self.auth_failures = Counter("router_auth_failures", "Requests refused with 401", ["service"],
+                                     registry=r)

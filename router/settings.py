@@ -1,0 +1,239 @@
+"""RouterConfig: the router's only input (a JSON or YAML document).
+
+The Pulumi program renders it into a ConfigMap and the local deployment writes it to a file; both
+produce camelCase keys. Unknown keys are rejected so a typo never silently falls back to a default.
+Defaults are Azure ML v1's (AksWebservice.deploy_configuration and azureml-fe).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+MAX_BODY_BYTES_DEFAULT = 100 * 1024 * 1024  # v1's 100 MB request payload limit
+MAX_ENDPOINT_VERSIONS = 6
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # v1's service and version name rule
+
+
+class Model(BaseModel):
+    """Base for every config section: camelCase keys, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+
+# ---- auth -------------------------------------------------------------------------------------
+
+
+class TokenAuth(Model):
+    """JWT validation (and, with signingKeyFile, minting via `python -m router token`)."""
+
+    issuer: str
+    audience: str
+    algorithms: list[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]] = ["RS256"]
+    jwks_url: str | None = None
+    jwks_cache_seconds: float = Field(300, gt=0)
+    public_key_files: list[Path] = []
+    signing_key_file: Path | None = None  # private key for minting tokens without a cloud IdP
+    key_id: str | None = None  # `kid` put in minted tokens
+    lifetime_seconds: int = Field(3600, gt=0)
+    leeway_seconds: float = Field(30, ge=0, le=300)
+    max_token_bytes: int = Field(8192, gt=0)  # checked before any decoding
+
+    @model_validator(mode="after")
+    def _has_verification_keys(self) -> "TokenAuth":
+        if not self.jwks_url and not self.public_key_files and not self.signing_key_file:
+            raise ValueError("token auth needs jwksUrl, publicKeyFiles or signingKeyFile")
+        return self
+
+
+class AuthConfig(Model):
+    """`key`: primary and secondary keys; `token`: JWT; `none`: open (v1's auth_enabled=False)."""
+
+    mode: Literal["key", "token", "none"] = "key"
+    key_files: list[Path] = Field(default=[], max_length=2)  # primary, secondary; re-read on change
+    key_secret_labels: dict[str, str] = {}  # kubernetes: Secrets with these labels hold the keys
+    token: TokenAuth | None = None
+
+    @model_validator(mode="after")
+    def _mode_has_its_settings(self) -> "AuthConfig":
+        if self.mode == "key" and not (self.key_files or self.key_secret_labels):
+            raise ValueError("auth.mode 'key' needs keyFiles or keySecretLabels")
+        if self.mode == "token" and self.token is None:
+            raise ValueError("auth.mode 'token' needs auth.token")
+        return self
+
+
+# ---- backends ---------------------------------------------------------------------------------
+
+
+class StaticBackend(Model):
+    """Fixed replica URLs (tests, benchmarks, models run elsewhere). Cannot scale."""
+
+    kind: Literal["static"]
+    urls: list[str] = Field(min_length=1)
+
+
+class LocalBackend(Model):
+    """Azure ML inference server processes on 127.0.0.1, started and stopped by the router."""
+
+    kind: Literal["local"]
+    entry_script: Path
+    model_dir: Path | None = None
+    python: str | None = None  # interpreter that has azureml-inference-server-http; default: ours
+    base_port: int = Field(5001, gt=0, lt=65536)  # replica i listens on basePort + i
+    replicas: int = Field(1, ge=0)  # initial (or, without autoscale, fixed) replica count
+    start_timeout_seconds: float = Field(60, gt=0)
+    drain_timeout_seconds: float = Field(30, ge=0)
+    env: dict[str, str] = {}
+
+
+class KubernetesBackend(Model):
+    """Pods of a Deployment: replicas from its EndpointSlices, scaling through its scale subresource."""
+
+    kind: Literal["kubernetes"]
+    namespace: str
+    service: str  # the model's Service; its EndpointSlices carry kubernetes.io/service-name=<service>
+    deployment: str
+    port: int = Field(5001, gt=0, lt=65536)
+    scheme: Literal["http", "https"] = "http"
+
+
+Backend = Annotated[Union[StaticBackend, LocalBackend, KubernetesBackend], Field(discriminator="kind")]
+
+
+# ---- service ----------------------------------------------------------------------------------
+
+
+class RequestLimits(Model):
+    max_concurrent_per_replica: int = Field(1, gt=0)  # v1 replica_max_concurrent_requests
+    max_queue_wait_ms: int = Field(500, gt=0)  # v1 max_request_wait_time, then 503
+    scoring_timeout_ms: int = Field(60000, gt=0)  # v1 scoring_timeout_ms, then 504
+    # How long a replica itself may keep computing (its SCORING_TIMEOUT_MS). After a 504 the slot stays
+    # taken until the replica answers or this much time has passed since dispatch. Default: scoringTimeoutMs.
+    replica_timeout_ms: int | None = Field(None, gt=0)
+    max_body_bytes: int = Field(MAX_BODY_BYTES_DEFAULT, gt=0)  # then 413
+
+
+class Autoscale(Model):
+    enabled: bool = True
+    min_replicas: int = Field(1, gt=0)
+    max_replicas: int = Field(10, gt=0)
+    target_utilization: float = Field(70, gt=0, le=100)  # percent
+    refresh_seconds: float = Field(1, gt=0)
+    stable_window_seconds: float = Field(60, ge=0)  # scale down only after this long below target
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "Autoscale":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscale.minReplicas must be <= autoscale.maxReplicas")
+        return self
+
+
+class ServiceConfig(Model):
+    auth: AuthConfig  # required: an open service must say `mode: none` (v1's default was key auth)
+    backend: Backend
+    requests: RequestLimits = RequestLimits()
+    autoscale: Autoscale = Autoscale()
+
+    @model_validator(mode="after")
+    def _static_cannot_scale(self) -> "ServiceConfig":
+        if self.backend.kind == "static" and self.autoscale.enabled:
+            raise ValueError("a static backend cannot scale: set autoscale.enabled to false")
+        return self
+
+
+# ---- endpoint ---------------------------------------------------------------------------------
+
+
+class EndpointVersion(Model):
+    service: str  # a key of `services`
+    traffic_percentile: float = Field(0, ge=0, le=100)
+    role: Literal["control", "treatment"] = "treatment"
+
+
+class EndpointConfig(Model):
+    """v1 AksEndpoint: up to 6 versions; the default one also gets the unassigned share."""
+
+    auth: AuthConfig  # required, like a service's
+    versions: dict[str, EndpointVersion] = Field(min_length=1, max_length=MAX_ENDPOINT_VERSIONS)
+    default_version: str | None = None  # v1: the first version unless one is marked default
+
+    @model_validator(mode="after")
+    def _versions_are_consistent(self) -> "EndpointConfig":
+        for name in self.versions:
+            _check_name(name, "endpoint version")
+        if self.default_version is not None and self.default_version not in self.versions:
+            raise ValueError(f"defaultVersion {self.default_version!r} is not one of the versions")
+        if sum(v.traffic_percentile for v in self.versions.values()) > 100:
+            raise ValueError("the versions' trafficPercentile values add up to more than 100")
+        if sum(v.role == "control" for v in self.versions.values()) > 1:
+            raise ValueError("at most one version may have role 'control'")
+        return self
+
+    @property
+    def default(self) -> str:
+        return self.default_version or next(iter(self.versions))
+
+    def traffic_shares(self) -> dict[str, float]:
+        """Percent of requests per version; the default version gets its own share plus the rest."""
+        shares = {name: v.traffic_percentile for name, v in self.versions.items()}
+        shares[self.default] += 100 - sum(shares.values())
+        return shares
+
+
+# ---- top level --------------------------------------------------------------------------------
+
+
+class ClusterOptions(Model):
+    """Where the router itself runs in Kubernetes (leader election, peers, key Secrets)."""
+
+    namespace: str  # the router's namespace: its Lease, its headless Service and key Secrets live here
+    lease_name: str = "router-leader"
+    peer_service: str = "router-peers"  # headless Service selecting the router pods
+    lease_seconds: float = Field(15, gt=0)
+    api_server: str | None = None  # default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+    token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    ca_file: Path | None = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+
+
+class RouterOptions(Model):
+    cluster: ClusterOptions | None = None  # set when the router runs in Kubernetes
+    shutdown_grace_seconds: float = Field(30, ge=0)  # in-flight requests may finish this long on SIGTERM
+    probe_interval_seconds: float = Field(1, gt=0)  # how often an ejected replica is probed
+    log_requests: bool = True
+
+
+class RouterConfig(Model):
+    services: dict[str, ServiceConfig]
+    endpoints: dict[str, EndpointConfig] = {}
+    router: RouterOptions = RouterOptions()
+
+    @model_validator(mode="after")
+    def _names_and_references(self) -> "RouterConfig":
+        for name in self.services:
+            _check_name(name, "service")
+        for name, endpoint in self.endpoints.items():
+            _check_name(name, "endpoint")
+            for version_name, version in endpoint.versions.items():
+                if version.service not in self.services:
+                    raise ValueError(f"endpoints.{name}.versions.{version_name}.service "
+                                     f"{version.service!r} is not a key of services")
+        return self
+
+
+def _check_name(name: str, what: str) -> None:
+    if not (3 <= len(name) <= 32 and re.match(NAME_PATTERN, name)):
+        raise ValueError(f"{what} name {name!r} must be 3-32 chars matching {NAME_PATTERN}")
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read a RouterConfig from JSON or YAML (YAML is a superset of JSON, so one parser reads both)."""
+    text = Path(path).read_text()
+    data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    return RouterConfig.model_validate(data)

@@ -1,0 +1,64 @@
+"""Shared fixtures: real aiohttp model replicas and a real router, all on 127.0.0.1."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+# `router` is a top-level package of the repository and router_testkit sits beside this file; make both
+# importable however pytest was started (the repo's pytest config uses --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from router.app import Router  # noqa: E402
+from router.settings import RouterConfig  # noqa: E402
+from router_testkit import PRIMARY, SECONDARY, Model  # noqa: E402
+
+
+@pytest_asyncio.fixture
+async def models():
+    """A factory of started model replicas; all are closed at the end of the test."""
+    started: list[Model] = []
+
+    async def start(n: int = 1, prefix: str = "m") -> list[Model]:
+        batch = []
+        for _ in range(n):
+            model = Model(f"{prefix}{len(started)}")
+            model.server = TestServer(model.app(), host="127.0.0.1")
+            await model.server.start_server()
+            started.append(model)
+            batch.append(model)
+        return batch
+
+    yield start
+    for model in started:
+        await model.server.close()
+
+
+@pytest.fixture
+def key_files(tmp_path: Path) -> list[Path]:
+    primary, secondary = tmp_path / "primary", tmp_path / "secondary"
+    primary.write_text(PRIMARY + "\n")
+    secondary.write_text(SECONDARY)
+    return [primary, secondary]
+
+
+@pytest_asyncio.fixture
+async def router_client():
+    """A factory: RouterConfig dict -> (TestClient on the scoring app, Router). Closed at the end."""
+    clients: list[TestClient] = []
+
+    async def start(config: dict, cluster=None) -> tuple[TestClient, Router]:
+        config.setdefault("router", {}).setdefault("probeIntervalSeconds", 0.05)
+        router = Router(RouterConfig.model_validate(config), cluster)
+        client = TestClient(TestServer(router.scoring_app(), host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client, router
+
+    yield start
+    for client in clients:
+        await client.close()
