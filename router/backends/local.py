@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 
 import aiohttp
@@ -21,6 +22,16 @@ from ..settings import LocalBackend, ServiceConfig
 log = logging.getLogger("router.local")
 APP = "azureml_inference_server_http.server.entry:app"
 READY_POLL_SECONDS = 0.2
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class LocalReplica:
@@ -66,12 +77,17 @@ class LocalReplicas:
     async def scale(self, replicas: int) -> None:
         async with self._lock:
             if replicas > len(self.replicas):
-                free = (p for p in range(self.config.base_port, 65536) if p not in self.replicas)
-                ports = [next(free) for _ in range(replicas - len(self.replicas))]
+                ports = self._free_ports(replicas - len(self.replicas))
                 await asyncio.gather(*(self._start_one(port) for port in ports))
             while len(self.replicas) > replicas:
                 await self._stop_one(max(self.replicas))
             self._publish()
+
+    def _free_ports(self, count: int) -> list[int]:
+        """The next `count` ports from basePort up that nothing else holds (a client's ephemeral port
+        or another server would make gunicorn fail to bind, or answer our readiness probe for it)."""
+        free = (p for p in range(self.config.base_port, 65536) if p not in self.replicas and _bindable(p))
+        return [next(free) for _ in range(count)]
 
     def _publish(self) -> None:
         self.pool.set_replicas([r.url for r in self.replicas.values() if r.ready])

@@ -119,3 +119,24 @@ async def test_autoscaler_scales_real_replicas_up_under_load_and_down_after_the_
     decisions = router.metrics.registry.get_sample_value
     for direction in ("up", "down"):
         assert decisions("router_scale_decisions_total", {"service": "local-model", "direction": direction}) >= 1
+
+
+async def test_replicas_skip_ports_something_else_holds(tmp_path, router_client):
+    import socket
+    base = _model(tmp_path)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", base))
+    squatter.listen()  # another server on basePort: the replica must not take it (or probe it as ours)
+    try:
+        config = {"services": {"local-model": {
+            "auth": {"mode": "none"},
+            "backend": {"kind": "local", "entryScript": str(tmp_path / "score.py"),
+                        "modelDir": str(tmp_path / "model"), "python": PYTHON, "basePort": base},
+            "autoscale": {"enabled": False}}}}
+        client, router = await router_client(config)
+        resp = await client.post("/api/v1/service/local-model/score", json={"x": 2})
+        assert resp.status == 200 and (await resp.json())["result"] == "hello-2"
+        [replica] = router.services["local-model"].backend.replicas
+        assert replica != base
+    finally:
+        squatter.close()
