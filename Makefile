@@ -8,7 +8,7 @@ INFERENCE_VENV := .venv-inference
 STACK ?= dev
 REQUIREMENTS := requirements.txt router/requirements.txt router/requirements-test.txt
 
-.PHONY: run test bench venv clean
+.PHONY: run token status describe test bench venv clean
 
 # A virtualenv is rebuilt only when its requirements change (the stamp records that).
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -31,8 +31,20 @@ test: venv
 bench: venv
 	bench/run.sh
 
-# Checks the stack's config and shows what it describes (the local deployment comes with issue 4).
-run: venv
+# Serves the stack's services and endpoints on 127.0.0.1 in the foreground (Ctrl-C stops everything).
+run: $(VENV)/.installed
+	$(PY) -m local run --stack $(STACK)
+
+# A token for a token-auth service of the running stack: make token SERVICE=sentiment
+token: $(VENV)/.installed
+	$(PY) -m local token --stack $(STACK) --service $(SERVICE)
+
+# Live replicas, load and scaling decisions of the running stack.
+status: $(VENV)/.installed
+	$(PY) -m local status --stack $(STACK)
+
+# Checks the stack's config offline and says what it describes.
+describe: $(VENV)/.installed
 	$(PY) -m components.describe Pulumi.$(STACK).yaml
 
 clean:

@@ -519,7 +519,7 @@ class StackConfig(_Model):
                              "or be drained without an outage")
         self._check_tls()
         self._check_names()
-        for path, spec in self.deployments():
+        for _, path, spec in self.deployments():
             self._check_deployment(path, spec)
         return self
 
@@ -562,11 +562,12 @@ class StackConfig(_Model):
         if not self.cluster.attached:  # an attached cluster's pools are read from Azure and checked then
             check_placement(path, spec, self.cluster.pools())
 
-    def deployments(self) -> list[tuple[str, DeploymentSpec]]:
-        """Every model service to run, with its config key path: services, then endpoint versions."""
-        found: list[tuple[str, DeploymentSpec]] = [(f"services.{n}", s) for n, s in self.services.items()]
+    def deployments(self) -> list[tuple[str, str, DeploymentSpec]]:
+        """Every model deployment as (service it runs as, config key path, spec): services, then versions."""
+        found = [(n, f"services.{n}", s) for n, s in self.services.items()]
         for name, endpoint in self.endpoints.items():
-            found += [(f"endpoints.{name}.versions.{v}", spec) for v, spec in endpoint.versions.items()]
+            found += [(version_service_name(name, v), f"endpoints.{name}.versions.{v}", spec)
+                      for v, spec in endpoint.versions.items()]
         return found
 
 
@@ -597,7 +598,7 @@ def check_attached_pools(cfg: StackConfig, pools: list[capacity.PoolCapacity]) -
     """The purpose and placement rules against an attached cluster's pools: errors raise, warnings return."""
     findings = capacity.purpose_findings(cfg.cluster.purpose, pools, attached=True)
     problems = [f"cluster.purpose: {f.message}" for f in findings if f.level == "error"]
-    for path, spec in cfg.deployments():
+    for _, path, spec in cfg.deployments():
         try:
             check_placement(path, spec, pools)
         except ValueError as err:

@@ -167,7 +167,9 @@ class EndpointConfig(Model):
     @model_validator(mode="after")
     def _versions_are_consistent(self) -> "EndpointConfig":
         for name in self.versions:
-            _check_name(name, "endpoint version")
+            # Short names like v1 are fine: each version's service carries the full name rule.
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"endpoint version name {name!r} must match {NAME_PATTERN}")
         if self.default_version is not None and self.default_version not in self.versions:
             raise ValueError(f"defaultVersion {self.default_version!r} is not one of the versions")
         if sum(v.traffic_percentile for v in self.versions.values()) > 100:

@@ -1,0 +1,69 @@
+"""Checks made before anything starts, each naming the service and the file: a run either starts
+whole or not at all, and leaves nothing behind."""
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+from components.config import DeploymentSpec, StackConfig
+
+# Runs in the environment's interpreter: import the entry script from its path and call init(), as the
+# inference server will. The traceback's last line is what the user needs to see.
+_INIT_CHECK = """
+import importlib.util, sys, traceback
+spec = importlib.util.spec_from_file_location("entry_script", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+try:
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "init", None)) or not callable(getattr(module, "run", None)):
+        raise AttributeError("the entry script must define init() and run()")
+    module.init()
+except BaseException as e:
+    print("".join(traceback.format_exception_only(type(e), e)).strip(), file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def missing_files(cfg: StackConfig, root: Path) -> list[str]:
+    problems = []
+    for name, env in cfg.environments.items():
+        if not (root / env.conda_file).is_file():
+            problems.append(f"environments.{name}.condaFile: no file {env.conda_file}")
+    for _, path, spec in cfg.deployments():
+        if not (root / spec.entry_script).is_file():
+            problems.append(f"{path}.entryScript: no file {spec.entry_script}")
+        if spec.source_directory and not (root / spec.source_directory).is_dir():
+            problems.append(f"{path}.sourceDirectory: no folder {spec.source_directory}")
+        for i, model in enumerate(spec.models):
+            if not (root / model).exists():
+                problems.append(f"{path}.models[{i}]: no file or folder {model}")
+    return problems
+
+
+def ports_in_use(host: str, ports: list[int]) -> list[int]:
+    busy = []
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+def init_failure(path: str, spec: DeploymentSpec, python: Path, model_dir: Path | None, root: Path,
+                 timeout: float = 300) -> str | None:
+    """Run the entry script's init() once in its environment; the problem, or None when it works."""
+    env = {"PATH": "/usr/bin:/bin", "AZUREML_MODEL_DIR": str(model_dir or root)}
+    try:
+        result = subprocess.run([str(python), "-c", _INIT_CHECK, str(root / spec.entry_script)], env=env,
+                                cwd=root / (spec.source_directory or Path(spec.entry_script).parent),
+                                capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"{path}: init() in {spec.entry_script} did not return within {timeout:g} s"
+    if result.returncode == 0:
+        return None
+    reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
+    return f"{path}: init() in {spec.entry_script} failed: {reason}"

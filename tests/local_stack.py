@@ -1,0 +1,70 @@
+"""Start `python -m local run` on a copy of a stack file, on free loopback ports, in a state folder of its own."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_stack(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump({"config": {f"aks-serving:{k}": v for k, v in config.items()}}))
+    return path
+
+
+def dev_config() -> dict:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    return {k.split(":", 1)[1]: v for k, v in document["config"].items() if k.startswith("aks-serving:")}
+
+
+@dataclass
+class LocalRun:
+    process: subprocess.Popen
+    state: Path
+    stack_file: Path
+    port: int
+    admin_port: int
+    output: Path
+
+    def args(self, command: str) -> list[str]:
+        return [sys.executable, "-m", "local", command, "--stack", "e2e", "--stack-file", str(self.stack_file),
+                "--state-dir", str(self.state), "--port", str(self.port), "--admin-port", str(self.admin_port)]
+
+    def deployment(self) -> dict:
+        return json.loads((self.state / "deployment.json").read_text())
+
+    def log(self) -> str:
+        return self.output.read_text()
+
+
+def start(stack_file: Path, state: Path, port: int | None = None) -> LocalRun:
+    output = state.parent / f"{state.name}.out"
+    run = LocalRun(None, state, stack_file, port or free_port(), free_port(), output)
+    with open(output, "wb") as out:
+        run.process = subprocess.Popen(run.args("run"), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    return run
+
+
+def wait_for_deployment(run: LocalRun, timeout: float = 900) -> dict:
+    """deployment.json once written (a fresh machine builds the model environments first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (run.state / "deployment.json").exists():
+            return run.deployment()
+        if run.process.poll() is not None:
+            raise AssertionError(f"local run exited with {run.process.returncode}:\n{run.log()}")
+        time.sleep(0.5)
+    raise AssertionError(f"no deployment.json after {timeout} s:\n{run.log()}")

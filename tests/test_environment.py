@@ -1,0 +1,43 @@
+"""The environment hash (image tag and local virtualenv name) and the conda file's pip requirements."""
+import pytest
+
+from components.config import Environment
+from components.environment import environment_hash, pip_requirements, python_mismatch
+
+CONDA = "name: {name}\ndependencies:\n  - python=3.11\n  - pip\n  - numpy=1.26\n  - pip:\n{pip}"
+
+
+def env(tmp_path, name="a", pip=("scikit-learn==1.9.1", "joblib==1.6.0"), **fields) -> Environment:
+    path = tmp_path / f"{name}-{'-'.join(pip)}.yml"
+    path.write_text(CONDA.format(name=name, pip="".join(f"      - {p}\n" for p in pip)))
+    return Environment(conda_file=str(path), **fields)
+
+
+def test_same_content_same_hash_whatever_the_environment_is_called(tmp_path):
+    a, b = env(tmp_path, name="a"), env(tmp_path, name="a")
+    assert environment_hash(a, tmp_path) == environment_hash(b, tmp_path)
+
+
+def test_the_conda_files_contents_count_including_dependency_order(tmp_path):
+    base = environment_hash(env(tmp_path), tmp_path)
+    assert environment_hash(env(tmp_path, pip=("joblib==1.6.0", "scikit-learn==1.9.1")), tmp_path) != base
+    assert environment_hash(env(tmp_path, pip=("scikit-learn==1.9.2", "joblib==1.6.0")), tmp_path) != base
+
+
+def test_base_image_and_docker_steps_count(tmp_path):
+    base = environment_hash(env(tmp_path), tmp_path)
+    assert environment_hash(env(tmp_path, base_image="python:3.11-slim"), tmp_path) != base
+    assert environment_hash(env(tmp_path, docker_steps=["RUN apt-get install -y libgomp1"]), tmp_path) != base
+
+
+def test_conda_packages_become_pip_requirements_in_order(tmp_path):
+    requirements = pip_requirements(tmp_path / env(tmp_path).conda_file)
+    assert requirements.requirements == ["numpy==1.26.*", "scikit-learn==1.9.1", "joblib==1.6.0"]
+    assert requirements.python == "3.11" and python_mismatch(requirements) is None
+
+
+def test_an_unreadable_dependency_is_named(tmp_path):
+    conda = tmp_path / "conda.yml"
+    conda.write_text("dependencies:\n  - 'numpy === 1'\n")
+    with pytest.raises(ValueError, match="cannot read the dependency 'numpy === 1'"):
+        pip_requirements(conda)

@@ -1,0 +1,47 @@
+"""The RouterConfig rendered from the stack config: one conversion for the cluster and the local run."""
+from components.config import load_stack_file
+from components.router_config import render_router_config
+from router.settings import RouterConfig
+
+
+def render(cfg):
+    backend = lambda name, spec: {"kind": "kubernetes", "namespace": "models", "service": name, "deployment": name}
+    auth = lambda name, settings: ({"mode": "key", "keyFiles": [f"/keys/{name}/primary", f"/keys/{name}/secondary"]}
+                                   if settings.auth_mode == "key" else {"mode": "none"})
+    return render_router_config(cfg, backend, auth)
+
+
+def test_dev_stack_renders_a_valid_router_config():
+    document = render(load_stack_file("Pulumi.dev.yaml"))
+    config = RouterConfig.model_validate(document)
+    assert set(config.services) == {"diabetes", "sentiment", "sentiment-ab-v1", "sentiment-ab-v2"}
+    endpoint = config.endpoints["sentiment-ab"]
+    assert endpoint.traffic_shares() == {"v1": 80, "v2": 20}
+    assert endpoint.versions["v1"].role == "control" and endpoint.versions["v2"].service == "sentiment-ab-v2"
+
+
+def test_v1_defaults_reach_the_router():
+    diabetes = render(load_stack_file("Pulumi.dev.yaml"))["services"]["diabetes"]
+    assert diabetes["requests"] == {"maxConcurrentPerReplica": 1, "maxQueueWaitMs": 500, "scoringTimeoutMs": 60000,
+                                    "maxBodyBytes": 100 * 1024 * 1024}
+    assert diabetes["autoscale"] == {"enabled": True, "minReplicas": 1, "maxReplicas": 3, "targetUtilization": 70,
+                                     "refreshSeconds": 1, "stableWindowSeconds": 60}
+
+
+def test_endpoint_versions_share_the_endpoints_auth():
+    document = render(load_stack_file("Pulumi.dev.yaml"))
+    assert document["services"]["sentiment-ab-v2"]["auth"] == document["endpoints"]["sentiment-ab"]["auth"]
+    assert document["endpoints"]["sentiment-ab"]["auth"]["keyFiles"][0] == "/keys/sentiment-ab/primary"
+
+
+def test_a_fixed_replica_count_is_kept_by_the_router(tmp_path):
+    stack = tmp_path / "Pulumi.fixed.yaml"
+    stack.write_text("""
+config:
+  aks-serving:workspace: {name: mlw, location: westeurope}
+  aks-serving:cluster: {name: aks-dev, purpose: dev-test, vmSize: Standard_D2s_v3, nodeCount: 1}
+  aks-serving:environments: {e: {condaFile: models/sentiment/conda.yml}}
+  aks-serving:services: {fixed: {environment: e, entryScript: models/sentiment/score.py, numReplicas: 3}}
+""")
+    autoscale = render(load_stack_file(stack))["services"]["fixed"]["autoscale"]
+    assert (autoscale["minReplicas"], autoscale["maxReplicas"]) == (3, 3)
