@@ -47,8 +47,7 @@ def main(argv: list[str]) -> int:
     for warning in config_warnings(cfg):
         print(f"warning: {warning}", file=sys.stderr)
     print("\n".join(describe(cfg)))
-    print("\nConfig is valid. Serving it on this machine (the local deployment) arrives with issue 4; "
-          "deploy to Azure with `pulumi up` (see README).")
+    print("\nConfig is valid. Serve it on this machine with `make run`; deploy it with `pulumi up` (see README).")
     return 0
 
 
