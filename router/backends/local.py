@@ -60,14 +60,17 @@ class LocalReplicas:
         self.pool: ReplicaPool | None = None
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()  # one scaling operation at a time
+        self._work: set[asyncio.Task] = set()  # replicas starting or retiring
 
     async def start(self, pool: ReplicaPool) -> None:
         self.pool = pool
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
         await self.scale(self.initial)
+        await self.settled()
 
     async def stop(self) -> None:
         await self.scale(0)
+        await self.settled()
         if self._session is not None:
             await self._session.close()
 
@@ -75,13 +78,33 @@ class LocalReplicas:
         return len(self.replicas)
 
     async def scale(self, replicas: int) -> None:
-        async with self._lock:
+        """Set the replica count and return at once, as Kubernetes' scale subresource does.
+
+        Replicas start and drain in the background, so a slow drain (up to drainTimeoutSeconds) never
+        holds up the autoscaler's next decision, e.g. a scale-up when load returns mid scale-down.
+        """
+        async with self._lock:  # bookkeeping only: nothing slow happens under it
             if replicas > len(self.replicas):
-                ports = self._free_ports(replicas - len(self.replicas))
-                await asyncio.gather(*(self._start_one(port) for port in ports))
+                for port in self._free_ports(replicas - len(self.replicas)):
+                    process = await asyncio.create_subprocess_exec(*self._command(port), env=self._env())
+                    replica = self.replicas[port] = LocalReplica(port, process)
+                    self._background(self._admit_when_ready(replica))
             while len(self.replicas) > replicas:
-                await self._stop_one(max(self.replicas))
-            self._publish()
+                # A replica still starting is the cheapest to give up; then the newest.
+                port = min(self.replicas, key=lambda p: (self.replicas[p].ready, -p))
+                replica = self.replicas.pop(port)
+                self._publish()  # out of the pool first: no new requests reach it
+                self._background(self._retire(replica))
+
+    async def settled(self) -> None:
+        """Wait until every replica being started or retired has got there."""
+        while self._work:
+            await asyncio.gather(*self._work, return_exceptions=True)
+
+    def _background(self, work) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
 
     def _free_ports(self, count: int) -> list[int]:
         """The next `count` ports from basePort up that nothing else holds (a client's ephemeral port
@@ -92,19 +115,20 @@ class LocalReplicas:
     def _publish(self) -> None:
         self.pool.set_replicas([r.url for r in self.replicas.values() if r.ready])
 
-    async def _start_one(self, port: int) -> None:
-        process = await asyncio.create_subprocess_exec(*self._command(port), env=self._env())
-        replica = self.replicas[port] = LocalReplica(port, process)
+    async def _admit_when_ready(self, replica: LocalReplica) -> None:
         try:
             await asyncio.wait_for(self._wait_ready(replica), self.config.start_timeout_seconds)
         except (asyncio.TimeoutError, RuntimeError) as e:
-            log.error("service %s: replica on port %d did not become ready: %s", self.service, port, e)
+            log.error("service %s: replica on port %d did not become ready: %s", self.service, replica.port, e)
+            if self.replicas.get(replica.port) is replica:
+                del self.replicas[replica.port]
             await self._terminate(replica)
-            del self.replicas[port]
             return
+        if self.replicas.get(replica.port) is not replica:
+            return  # scaled away while starting; _retire stops it
         replica.ready = True
         self._publish()
-        log.info("service %s: replica %s ready (pid %d)", self.service, replica.url, process.pid)
+        log.info("service %s: replica %s ready (pid %d)", self.service, replica.url, replica.process.pid)
 
     def _command(self, port: int) -> list[str]:
         # gunicorn kills a sync worker that is silent longer than --timeout; it must outlast scoring.
@@ -133,9 +157,8 @@ class LocalReplicas:
                 pass
             await asyncio.sleep(READY_POLL_SECONDS)
 
-    async def _stop_one(self, port: int) -> None:
-        replica = self.replicas.pop(port)
-        self._publish()  # out of the pool first: no new requests reach it
+    async def _retire(self, replica: LocalReplica) -> None:
+        """Let in-flight requests finish (up to the drain timeout), then stop the process."""
         pooled = self.pool.replicas.get(replica.url)
         deadline = asyncio.get_running_loop().time() + self.config.drain_timeout_seconds
         while pooled is not None and pooled.outstanding and asyncio.get_running_loop().time() < deadline:

@@ -73,6 +73,7 @@ async def test_local_replicas_serve_scale_and_stop(tmp_path, router_client):
     assert swagger.status == 200 and "swagger" in await swagger.json()
 
     await backend.scale(2)
+    await backend.settled()
     assert await backend.current_replicas() == 2 and router.services["local-model"].pool.ready == 2
     both = await asyncio.gather(*(client.post(url, json={"x": i, "sleep": 0.5}) for i in range(2)))
     assert len({(await r.json())["pid"] for r in both}) == 2  # one request on each replica
@@ -81,8 +82,9 @@ async def test_local_replicas_serve_scale_and_stop(tmp_path, router_client):
     slow = asyncio.ensure_future(client.post(url, json={"x": 9, "sleep": 1}))
     await asyncio.sleep(0.3)
     await backend.scale(1)
+    assert await backend.current_replicas() == 1  # at once; the retiring replica drains meanwhile
     assert (await slow).status == 200
-    assert await backend.current_replicas() == 1
+    await backend.settled()
     assert _listening_addresses(base + 1) == set()
 
     await backend.stop()
