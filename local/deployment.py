@@ -222,6 +222,8 @@ class LocalDeployment:
             return 0
         finally:
             _stop_group(router)
+            # Nothing answers at those URIs now: scripts reading deployment.json must not find it.
+            (self.state / "deployment.json").unlink(missing_ok=True)
             self.say("stopped")
 
     def _wait_ready(self, router: subprocess.Popen, document: dict, timeout: float, stop) -> str | None:

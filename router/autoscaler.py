@@ -47,6 +47,8 @@ class Autoscaler:
         self.clock = clock
         self._needs: deque[tuple[float, int]] = deque()  # (time, replicas needed) within the window
         self._below_since: float | None = None
+        self.last: Decision | None = None  # the latest reading, for /status
+        self.last_scale: tuple[float, Decision] | None = None  # (unix time, decision) of the latest change
 
     def needed(self, load: float) -> int:
         c = self.config
@@ -54,6 +56,10 @@ class Autoscaler:
         return min(c.max_replicas, max(c.min_replicas, raw))
 
     def decide(self, load: float, current: int) -> Decision:
+        self.last = self._decide(load, current)
+        return self.last
+
+    def _decide(self, load: float, current: int) -> Decision:
         c, now = self.config, self.clock()
         capacity = current * self.concurrency
         utilization = 100.0 * load / capacity if capacity else (math.inf if load else 0.0)
@@ -105,6 +111,7 @@ class AutoscalerLoop:
         if decision.desired != decision.current:
             # Counted and logged when made: applying it (starting or draining replicas) takes a while.
             direction = "up" if decision.desired > decision.current else "down"
+            self.autoscaler.last_scale = (time.time(), decision)
             if self._metrics is not None:
                 self._metrics.scale_decisions.labels(self.service, direction).inc()
             log.info(json.dumps({"event": "scale", "service": self.service, "from": decision.current,
