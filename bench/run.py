@@ -100,8 +100,8 @@ class Stack:
         self.dir = workdir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, args: list[str], port: int, **kwargs) -> subprocess.Popen:
-        process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, **kwargs)
+    def start(self, args: list[str], port: int, cwd: Path = REPO, **kwargs) -> subprocess.Popen:
+        process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, **kwargs)
         self.processes.append(process)
         wait_listening(port)
         return process
@@ -166,6 +166,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="a directory holding another `router` package (e.g. "
+                        "`git archive HEAD router | tar -x -C DIR`), measured in the same run for comparison")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
@@ -173,7 +175,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
     stack = Stack(workdir)
-    ports = {name: free_port() for name in ("model", "nginx", "nginx_plain", "bare", "router", "admin")}
+    ports = {name: free_port() for name in ("model", "nginx", "nginx_plain", "bare", "router", "admin",
+                                            "baseline", "baseline_admin")}
     keyfile = workdir / "primary"
     keyfile.write_text(KEY)
     (workdir / "secondary").write_text("bench-secondary-key")
@@ -200,6 +203,12 @@ def main() -> None:
                    "nginx proxy (defaults)": (ports["nginx_plain"], "/score"),
                    "bare aiohttp proxy": (ports["bare"], "/score"),
                    "router": (ports["router"], "/api/v1/service/echo/score")}
+        if args.baseline is not None:
+            # `python -m router` imports the package from its working directory.
+            stack.start([sys.executable, "-m", "router", "serve", "--config", str(workdir / "router.json"),
+                         "--port", str(ports["baseline"]), "--admin-port", str(ports["baseline_admin"])],
+                        ports["baseline"], cwd=args.baseline.resolve(), stderr=subprocess.DEVNULL)
+            targets["router (baseline)"] = (ports["baseline"], "/api/v1/service/echo/score")
         headers = {"Authorization": f"Bearer {KEY}"}
         runs: dict[str, dict[str, list[dict]]] = {name: {"c16": [], "c1": []} for name in targets}
         for port, path in targets.values():
@@ -222,7 +231,7 @@ def main() -> None:
     direct, nginx = results["model (nginx, direct)"], results["nginx proxy"]
     plain = results["nginx proxy (defaults)"]
     summary = {}
-    for name in ("bare aiohttp proxy", "router"):
+    for name in [n for n in ("bare aiohttp proxy", "router (baseline)", "router") if n in results]:
         r = results[name]
         summary[name] = {"rps_ratio_to_nginx": round(r["c16"]["rps"] / nginx["c16"]["rps"], 3),
                          "rps_ratio_to_nginx_defaults": round(r["c16"]["rps"] / plain["c16"]["rps"], 3),

@@ -7,12 +7,26 @@ for a fraction of that. Records never hold bodies or keys: the caller passes onl
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
+from json.encoder import encode_basestring_ascii as _quote  # json's own C string escaper
 from typing import TextIO
 
 FLUSH_SECONDS = 0.2
 MAX_LINES = 256
+
+
+def request_line(now: float, request_id: str, service: str, version: str | None, method: str, path: str,
+                 status: int, replica: str | None, retries: int, queue_ms: float, upstream_ms: float,
+                 total_ms: float) -> str:
+    """The request's JSON log line, formatted directly: `json.dumps` of a dict was ~8 % of a request.
+
+    Every string goes through json's escaper, so a path or id cannot break out of its field.
+    """
+    return (f'{{"time":{now:.3f},"requestId":{_quote(request_id)},"service":{_quote(service)},'
+            f'"version":{_quote(version) if version is not None else "null"},"method":{_quote(method)},'
+            f'"path":{_quote(path)},"status":{status:d},'
+            f'"replica":{_quote(replica) if replica is not None else "null"},"retries":{retries:d},'
+            f'"queueMs":{queue_ms:.2f},"upstreamMs":{upstream_ms:.2f},"totalMs":{total_ms:.2f}}}')
 
 
 class AccessLog:
@@ -21,8 +35,8 @@ class AccessLog:
         self._lines: list[str] = []
         self._scheduled: asyncio.TimerHandle | None = None
 
-    def write(self, record: dict) -> None:
-        self._lines.append(json.dumps(record, separators=(",", ":")))
+    def write(self, line: str) -> None:
+        self._lines.append(line)
         if len(self._lines) >= MAX_LINES:
             self.flush()
         elif self._scheduled is None:

@@ -4,25 +4,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
-import uuid
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .accesslog import AccessLog
+from .accesslog import AccessLog, request_line
 from .autoscaler import AutoscalerLoop
 from .backends.factory import build_backend
-from .metrics import Metrics
+from .metrics import Metrics, ServiceMetrics
 from .proxy import Attempt, ProxyError, forward
 from .service import Endpoint, Service
 from .settings import RouterConfig
+from .upstream import UpstreamClient
 
 log = logging.getLogger("router")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced: it goes into logs
 VERSION_HEADER = "azureml-model-deployment"
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
+# aiohttp's server options for the scoring app. Bodies pass through as the client sent them: a gzip body
+# must reach the replica still gzipped, with its Content-Encoding and Content-Length still true.
+SCORING_SERVER_OPTIONS = {"auto_decompress": False}
 
 
 class Router:
@@ -31,7 +35,8 @@ class Router:
         self.cluster = cluster  # backends.kubernetes.Cluster when running in Kubernetes
         self.metrics = Metrics()
         self.access_log = AccessLog()
-        self.session: aiohttp.ClientSession | None = None
+        self.session: aiohttp.ClientSession | None = None  # probes (the request path uses self.upstream)
+        self.upstream = UpstreamClient()
         self.ready = False
         opts = config.router
         self.services = {
@@ -40,23 +45,14 @@ class Router:
         self.endpoints = {name: Endpoint(name, ep, self.services) for name, ep in config.endpoints.items()}
         self._tasks: list[asyncio.Task] = []
         self._largest_body_limit = max(s.max_body for s in self.services.values())
-        self._counters: dict[tuple[str, int], object] = {}
+        self._service_metrics: dict[str, ServiceMetrics] = {}
         for service in self.services.values():
             self._export_pool_gauges(service)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        # No connection limit here: the pool's slots are the limit. Connections to replicas are cheap to
-        # open (gunicorn sync workers close each one), and kept alive where the replica allows it.
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=15)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-                                             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))
-        # aiohttp re-sends a GET once when the server drops the connection mid-request. A replica that
-        # died computing a request must fail only that request (it may be what killed the replica), and
-        # the only retry is the router's own, before any byte was sent. aiohttp has no public switch.
-        self.session._retry_connection = False
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
         if self.cluster is not None:
             await self.cluster.start(self)
         for service in self.services.values():
@@ -75,6 +71,7 @@ class Router:
             await service.backend.stop()
         if self.cluster is not None:
             await self.cluster.stop()
+        self.upstream.close()
         if self.session is not None:
             await self.session.close()
         self.access_log.flush()
@@ -102,20 +99,32 @@ class Router:
         m.in_flight.labels(service.name).set_function(lambda: pool.in_flight)
         m.queued.labels(service.name).set_function(lambda: pool.queued)
         m.replicas_ready.labels(service.name).set_function(lambda: pool.ready)
-        service.latency = m.latency.labels(service.name)  # looked up once, observed per request
+        self._service_metrics[service.name] = ServiceMetrics(m, service.name)
         pool.on_eject = lambda replica: m.ejections.labels(service.name).inc()
 
     # ---- scoring app ---------------------------------------------------------------------------
 
     def scoring_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/", self.healthy)
+        routes = app.router
+        routes.add_get("/", self.healthy)
+        # A plain route per configured name is one dict lookup in aiohttp's router (a `{name}` route is a
+        # walk up the path and a regex); the `{name}` routes only answer 404 for names not configured.
+        for name, service in self.services.items():
+            score = self._service_handler(service, "/score")
+            for method in ("GET", "POST"):
+                routes.add_route(method, f"/api/v1/service/{name}/score", score, expect_handler=self.expect_continue)
+            routes.add_get(f"/api/v1/service/{name}/swagger.json", self._service_handler(service, "/swagger.json"))
+        for name, endpoint in self.endpoints.items():
+            score = self._endpoint_handler(endpoint)
+            for method in ("GET", "POST"):
+                routes.add_route(method, f"/api/v1/endpoint/{name}/score", score, expect_handler=self.expect_continue)
         for method in ("GET", "POST"):
-            app.router.add_route(method, "/api/v1/service/{name}/score", self.score_service,
-                                 expect_handler=self.expect_continue)
-            app.router.add_route(method, "/api/v1/endpoint/{name}/score", self.score_endpoint,
-                                 expect_handler=self.expect_continue)
-        app.router.add_get("/api/v1/service/{name}/swagger.json", self.swagger)
+            routes.add_route(method, "/api/v1/service/{name}/score", self.no_such_service,
+                             expect_handler=self.expect_continue)
+            routes.add_route(method, "/api/v1/endpoint/{name}/score", self.no_such_endpoint,
+                             expect_handler=self.expect_continue)
+        routes.add_get("/api/v1/service/{name}/swagger.json", self.no_such_service)
 
         async def lifecycle(_app):
             await self.start()
@@ -137,37 +146,36 @@ class Router:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
 
-    async def score_service(self, request: web.Request) -> web.StreamResponse:
-        service = self.services.get(request.match_info["name"])
-        if service is None:
-            return _error(404, "no such service", _request_id(request))
-        return await self._score(request, service, service.auth, None, "/score")
+    def _service_handler(self, service: Service, path: str):
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._score(request, service, service.auth, None, path)
+        return handle
 
-    async def swagger(self, request: web.Request) -> web.StreamResponse:
-        service = self.services.get(request.match_info["name"])
-        if service is None:
-            return _error(404, "no such service", _request_id(request))
-        return await self._score(request, service, service.auth, None, "/swagger.json")
+    def _endpoint_handler(self, endpoint: Endpoint):
+        async def handle(request: web.Request) -> web.StreamResponse:
+            picked = endpoint.pick(request.headers.get(VERSION_HEADER))
+            if picked is None:
+                return _error(404, "no such version", _request_id(request))
+            version, service = picked
+            return await self._score(request, service, endpoint.auth, version, "/score")
+        return handle
 
-    async def score_endpoint(self, request: web.Request) -> web.StreamResponse:
-        endpoint = self.endpoints.get(request.match_info["name"])
-        if endpoint is None:
-            return _error(404, "no such endpoint", _request_id(request))
-        picked = endpoint.pick(request.headers.get(VERSION_HEADER))
-        if picked is None:
-            return _error(404, "no such version", _request_id(request))
-        version, service = picked
-        return await self._score(request, service, endpoint.auth, version, "/score")
+    async def no_such_service(self, request: web.Request) -> web.Response:
+        return _error(404, "no such service", _request_id(request))
+
+    async def no_such_endpoint(self, request: web.Request) -> web.Response:
+        return _error(404, "no such endpoint", _request_id(request))
 
     async def _score(self, request: web.Request, service: Service, auth, version: str | None,
                      path: str) -> web.StreamResponse:
         started = time.monotonic()
         request_id = _request_id(request)
         attempt = Attempt()
+        metrics = self._service_metrics[service.name]
         status = 499  # the client went away before an answer (nginx's convention)
         try:
             if not await auth.check(request.headers.get("Authorization")):
-                self.metrics.auth_failures.labels(service.name).inc()
+                metrics.auth_failures.inc()
                 status = 401
                 return _unauthorized(request_id)
             length = request.content_length
@@ -176,10 +184,10 @@ class Router:
                 return _error(413, "request body too large", request_id)
             try:
                 response = await forward(
-                    self.session, service.pool, request, path, request_id, queue_wait=service.queue_wait,
+                    self.upstream, service.pool, request, path, request_id, queue_wait=service.queue_wait,
                     scoring_timeout=service.scoring_timeout, replica_timeout=service.replica_timeout,
                     max_body=service.max_body, attempt=attempt,
-                    on_retry=self.metrics.retries.labels(service.name).inc,
+                    on_retry=metrics.retries.inc,
                     response_headers={VERSION_HEADER: version} if version else None)
             except ProxyError as e:
                 status = e.status
@@ -187,24 +195,13 @@ class Router:
             status = 502 if attempt.cut_off else response.status
             return response
         finally:
-            self._record(service.name, version, request, request_id, status, attempt, started)
-
-    def _record(self, service: str, version: str | None, request: web.Request, request_id: str, status: int,
-                attempt: Attempt, started: float) -> None:
-        now = time.time()
-        elapsed = time.monotonic() - started
-        counter = self._counters.get((service, status))
-        if counter is None:
-            counter = self._counters[(service, status)] = self.metrics.requests.labels(service, str(status))
-        counter.inc()
-        self.services[service].latency.observe(elapsed)
-        if self.config.router.log_requests:
-            self.access_log.write({
-                "time": round(now, 3), "requestId": request_id, "service": service, "version": version,
-                "method": request.method, "path": request.path, "status": status,
-                "replica": attempt.replica.url if attempt.replica else None, "retries": attempt.retries,
-                "queueMs": round(attempt.queue_ms, 2), "upstreamMs": round(attempt.upstream_ms, 2),
-                "totalMs": round(elapsed * 1000, 2)})
+            elapsed = time.monotonic() - started
+            metrics.answered(status, elapsed)
+            if self.config.router.log_requests:
+                self.access_log.write(request_line(
+                    time.time(), request_id, service.name, version, request.method, request.path, status,
+                    attempt.replica.url if attempt.replica else None, attempt.retries, attempt.queue_ms,
+                    attempt.upstream_ms, elapsed * 1000))
 
     # ---- admin app -----------------------------------------------------------------------------
 
@@ -233,7 +230,7 @@ class Router:
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("x-request-id")
-    return given if given and REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if given and REQUEST_ID.match(given) else secrets.token_hex(16)  # as uuid4().hex, cheaper
 
 
 def _error(status: int, reason: str, request_id: str) -> web.Response:

@@ -96,11 +96,17 @@ class ReplicaPool:
 
     # ---- slots (the request path calls these) --------------------------------------------------
 
+    def try_acquire(self) -> Replica | None:
+        """A slot now, if one is free and nobody waits ahead (the common case, without a coroutine)."""
+        if self._waiters:
+            return None
+        replica = self._pick()
+        return self._take(replica) if replica is not None else None
+
     async def acquire(self, timeout: float) -> Replica:
-        if not self._waiters:
-            replica = self._pick()
-            if replica is not None:
-                return self._take(replica)
+        replica = self.try_acquire()
+        if replica is not None:
+            return replica
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._waiters.append(waiter)

@@ -6,23 +6,26 @@ Bodies are streamed both ways in chunks; only a response small enough to fit in 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from .pool import NoCapacity, Replica, ReplicaPool
+from .upstream import (ConnectError, Exchange, ScoringTimeout, UpstreamClient, UpstreamConnection,
+                       UpstreamError)
 
 CHUNK = 64 * 1024
 # Hop-by-hop headers (RFC 9110 7.6.1) are per connection; Authorization carries the caller's key or
 # token, which the model has no use for and should never see.
-DROP_REQUEST_HEADERS = frozenset(h.lower() for h in (
+DROP_REQUEST_HEADERS = frozenset(h.lower().encode() for h in (
     "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
     "Host", "Authorization", "Expect", "Proxy-Authorization"))
+# The router sets Content-Length, Date, Server and x-request-id itself.
 DROP_RESPONSE_HEADERS = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Connection", "Trailer", "Transfer-Encoding", "Upgrade",
-    "Content-Length", "Date", "Server"))
+    "Content-Length", "Date", "Server", "x-request-id"))
 
 
 class ProxyError(Exception):
@@ -62,10 +65,28 @@ class RequestBody:
             yield chunk
 
 
-def upstream_headers(request: web.Request, request_id: str) -> CIMultiDict:
-    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in DROP_REQUEST_HEADERS)
-    headers["x-request-id"] = request_id
-    return headers
+def request_head(request: web.Request, path: str, request_id: str, body_length: int | None,
+                 chunked: bool) -> tuple[bytes, bytes, bytes]:
+    """The request line and headers for the replica, in three parts: the request line goes around the
+    replica's path prefix, the Host value (the replica's address) goes between the other two.
+
+    Built from the raw header bytes once per request, so a retry costs no more than a join. The length is
+    the router's own count when it holds the whole body, so the replica's framing always matches.
+    """
+    query = request.raw_path.partition("?")[2]  # as the client sent it: no decoding and re-encoding
+    target = (path + "?" + query if query else path).encode("utf-8", "surrogateescape")
+    lines = [b"\r\n"]
+    for name, value in request.raw_headers:
+        lowered = name.lower()
+        if lowered not in DROP_REQUEST_HEADERS and not (body_length is not None and lowered == b"content-length"):
+            lines += (name, b": ", value, b"\r\n")
+    lines.append(b"x-request-id: %s\r\n" % request_id.encode())
+    if body_length is not None:
+        lines.append(b"Content-Length: %d\r\n" % body_length)
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    lines.append(b"\r\n")
+    return request.method.encode() + b" ", target + b" HTTP/1.1\r\nHost: ", b"".join(lines)
 
 
 class Attempt:
@@ -81,7 +102,7 @@ class Attempt:
         self.cut_off = False  # the replica failed after the status line was sent to the client
 
 
-async def forward(session: aiohttp.ClientSession, pool: ReplicaPool, request: web.Request, path: str,
+async def forward(client: UpstreamClient, pool: ReplicaPool, request: web.Request, path: str,
                   request_id: str, *, queue_wait: float, scoring_timeout: float, replica_timeout: float,
                   max_body: int, attempt: Attempt, on_retry=lambda: None,
                   response_headers: dict[str, str] | None = None) -> web.StreamResponse:
@@ -90,89 +111,128 @@ async def forward(session: aiohttp.ClientSession, pool: ReplicaPool, request: we
     The deadline (arrival + scoring timeout) covers queueing, retries and the replica's response headers.
     """
     deadline = time.monotonic() + scoring_timeout
-    upstream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=replica_timeout)
-    body: RequestBody | bytes | None = None
+    body: RequestBody | bytes = b""
+    body_length = None  # set when the whole body is in hand
     if request.body_exists:
         length = request.content_length
         # A body that fits in one chunk is read at once: one write upstream, and it can be re-sent.
         small = length is not None and length <= CHUNK
         body = await request.read() if small else RequestBody(request, max_body)
+        body_length = len(body) if small else None
     streamed = isinstance(body, RequestBody)
-    headers = upstream_headers(request, request_id)
-    query = request.query_string
+    chunked = streamed and request.content_length is None
+    method, target, headers = request_head(request, path, request_id, body_length, chunked)
     while True:
-        replica = await _acquire(pool, queue_wait, deadline, attempt)
-        url = replica.url + path + ("?" + query if query else "")
+        replica = pool.try_acquire() or await _wait_for_slot(pool, queue_wait, deadline, attempt)
+        attempt.replica = replica
         sent_at = time.monotonic()
-        # sock_read bounds a replica that stalls mid-body; it cannot fire before the 504 (see below).
-        send = asyncio.ensure_future(session.request(
-            request.method, url, headers=headers, data=body.chunks() if streamed else body,
-            allow_redirects=False, auto_decompress=False, timeout=upstream_timeout))
+        connections = client.connections(replica.url)
         try:
-            done, _ = await asyncio.wait((send,), timeout=max(0.0, deadline - sent_at))
-        except asyncio.CancelledError:  # the client went away; the replica did not notice
-            _keep_slot_until_answer(pool, replica, send, sent_at + replica_timeout)
-            raise
-        attempt.upstream_ms = (time.monotonic() - sent_at) * 1000
-        if not done:
-            _keep_slot_until_answer(pool, replica, send, sent_at + replica_timeout)
-            raise ProxyError(504, "scoring timed out")
-        try:
-            upstream = send.result()
-        except aiohttp.ClientConnectorError:
+            conn = await connections.get(deadline - sent_at)
+        except ConnectError as e:
             pool.release(replica)
+            if e.timed_out and time.monotonic() >= deadline:  # slow to connect, but our deadline is the cause
+                raise ProxyError(504, "scoring timed out") from None
             pool.eject(replica)
             if not (streamed and body.started) and time.monotonic() < deadline:
                 attempt.retries += 1
                 on_retry()
                 continue
             raise ProxyError(502, "replica unreachable") from None
-        except BaseException as e:
+        except BaseException:
             pool.release(replica)
-            if streamed and body.too_large:
-                raise ProxyError(413, "request body too large") from e
-            if isinstance(e, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
-                raise ProxyError(502, "replica failed") from e
             raise
-        return await _relay(pool, replica, upstream, request, request_id, response_headers, attempt)
+        head = b"".join((method, connections.prefix, target, connections.authority, headers))
+        exchange = conn.start(head if streamed else head + body, replica_timeout)
+        if streamed:
+            exchange.pump(asyncio.get_running_loop().create_task(_upload(conn, exchange, body, chunked)))
+        else:
+            exchange.sent = True
+        await _response_headers(pool, replica, exchange, deadline, sent_at, replica_timeout, attempt, body)
+        return await _relay(pool, replica, exchange, request, request_id, response_headers, attempt)
 
 
-async def _acquire(pool: ReplicaPool, queue_wait: float, deadline: float, attempt: Attempt) -> Replica:
+async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Exchange, deadline: float,
+                            sent_at: float, replica_timeout: float, attempt: Attempt,
+                            body: RequestBody | bytes) -> None:
+    """Wait for the replica's status line and headers, until the deadline.
+
+    One timer on the exchange's own future, rather than a task and `asyncio.wait` per request. When the
+    router stops waiting (504) or the client goes away, the replica is still computing: its slot stays
+    taken until it answers or its own scoring timeout passes.
+    """
+    timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), exchange.time_out)
+    try:
+        await exchange.response
+    except (asyncio.CancelledError, ScoringTimeout) as e:
+        exchange.hold(sent_at + replica_timeout, functools.partial(pool.release, replica))
+        if isinstance(e, ScoringTimeout):
+            raise ProxyError(504, "scoring timed out") from None
+        raise
+    except BaseException as e:
+        pool.release(replica)
+        if isinstance(body, RequestBody) and body.too_large:
+            raise ProxyError(413, "request body too large") from e
+        if isinstance(e, (UpstreamError, OSError)):
+            raise ProxyError(502, "replica failed") from e
+        raise
+    finally:
+        timer.cancel()
+        attempt.upstream_ms = (time.monotonic() - sent_at) * 1000
+
+
+async def _upload(conn: UpstreamConnection, exchange: Exchange, body: RequestBody, chunked: bool) -> None:
+    """Stream the client's body to the replica, at the replica's pace."""
+    try:
+        async for chunk in body.chunks():
+            if chunked:
+                conn.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+            else:
+                conn.write(chunk)
+            await conn.drain()
+        if chunked:
+            conn.write(b"0\r\n\r\n")
+        exchange.sent = True
+    except asyncio.CancelledError:
+        raise  # the exchange ended first (answered early, failed, or abandoned)
+    except BaseException as e:  # body too large, client gone, replica gone
+        exchange.fail(e)
+
+
+async def _wait_for_slot(pool: ReplicaPool, queue_wait: float, deadline: float, attempt: Attempt) -> Replica:
     started = time.monotonic()
     try:
         replica = await pool.acquire(min(queue_wait, max(0.0, deadline - started)))
     except NoCapacity:
-        attempt.queue_ms += (time.monotonic() - started) * 1000
         raise ProxyError(503, "no replica available within the queue wait") from None
-    attempt.queue_ms += (time.monotonic() - started) * 1000
-    attempt.replica = replica
+    finally:
+        attempt.queue_ms += (time.monotonic() - started) * 1000
     return replica
 
 
-async def _relay(pool: ReplicaPool, replica: Replica, upstream: aiohttp.ClientResponse,
-                 request: web.Request, request_id: str,
-                 extra_headers: dict[str, str] | None, attempt: Attempt) -> web.StreamResponse:
+async def _relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, request: web.Request,
+                 request_id: str, extra_headers: dict[str, str] | None, attempt: Attempt) -> web.StreamResponse:
     """Send the replica's answer back; the slot is released once the replica's body is consumed."""
     response = None
     try:
-        headers = CIMultiDict((k, v) for k, v in upstream.headers.items()
-                              if k.lower() not in DROP_RESPONSE_HEADERS)
-        headers["x-request-id"] = request_id
+        # A list, not a CIMultiDict: aiohttp builds its own from whatever it is given.
+        headers = [(k, v) for k, v in exchange.headers if k.lower() not in DROP_RESPONSE_HEADERS]
+        headers.append(("x-request-id", request_id))
         if extra_headers:
-            headers.update(extra_headers)
-        length = upstream.content_length
+            replaced = {k.lower() for k in extra_headers}
+            headers = [(k, v) for k, v in headers if k.lower() not in replaced] + list(extra_headers.items())
+        length = exchange.content_length
         if length is not None and length <= CHUNK:
-            body = await upstream.read()
-            return web.Response(status=upstream.status, body=body, headers=headers)
-        response = web.StreamResponse(status=upstream.status, headers=headers)
+            return web.Response(status=exchange.status, body=await exchange.read(), headers=headers)
+        response = web.StreamResponse(status=exchange.status, headers=headers)
         if length is not None:
             response.content_length = length
         await response.prepare(request)
-        async for chunk in upstream.content.iter_chunked(CHUNK):
+        async for chunk in exchange.chunks():
             await response.write(chunk)
         await response.write_eof()
         return response
-    except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+    except (UpstreamError, aiohttp.ClientError, ConnectionError, asyncio.TimeoutError) as e:
         if response is None or not response.prepared:
             raise ProxyError(502, "replica failed") from e
         # The status line is gone already: cut the client's connection so it sees an incomplete body.
@@ -181,21 +241,5 @@ async def _relay(pool: ReplicaPool, replica: Replica, upstream: aiohttp.ClientRe
         attempt.cut_off = True
         return response
     finally:
-        upstream.release()
-        pool.release(replica)
-
-
-def _keep_slot_until_answer(pool: ReplicaPool, replica: Replica, send: asyncio.Future, until: float) -> None:
-    """The replica is still computing: its slot stays taken until it answers or its own timeout passes."""
-    asyncio.get_running_loop().create_task(_hold_slot(pool, replica, send, until))
-
-
-async def _hold_slot(pool: ReplicaPool, replica: Replica, send: asyncio.Future, until: float) -> None:
-    try:
-        done, _ = await asyncio.wait((send,), timeout=max(0.0, until - time.monotonic()))
-        if not done:
-            send.cancel()
-        elif not send.exception():
-            send.result().close()
-    finally:
+        exchange.close()
         pool.release(replica)

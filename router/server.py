@@ -7,7 +7,7 @@ import signal
 
 from aiohttp import web
 
-from .app import Router
+from .app import SCORING_SERVER_OPTIONS, Router
 from .settings import RouterConfig
 
 log = logging.getLogger("router")
@@ -21,7 +21,7 @@ async def serve(config: RouterConfig, host: str, port: int, admin_host: str, adm
     router = Router(config, cluster)
     grace = config.router.shutdown_grace_seconds
     # aiohttp's own access log is off: the router writes one JSON line per scoring request itself.
-    scoring = web.AppRunner(router.scoring_app(), access_log=None, shutdown_timeout=grace)
+    scoring = web.AppRunner(router.scoring_app(), access_log=None, shutdown_timeout=grace, **SCORING_SERVER_OPTIONS)
     admin = web.AppRunner(router.admin_app(), access_log=None, shutdown_timeout=1)
     await scoring.setup()
     await admin.setup()

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from router.app import Router  # noqa: E402
+from router.app import SCORING_SERVER_OPTIONS, Router  # noqa: E402
 from router.settings import RouterConfig  # noqa: E402
 from router_testkit import PRIMARY, SECONDARY, Model  # noqa: E402
 
@@ -54,7 +54,9 @@ async def router_client():
     async def start(config: dict, cluster=None) -> tuple[TestClient, Router]:
         config.setdefault("router", {}).setdefault("probeIntervalSeconds", 0.05)
         router = Router(RouterConfig.model_validate(config), cluster)
-        client = TestClient(TestServer(router.scoring_app(), host="127.0.0.1"))
+        server = TestServer(router.scoring_app(), host="127.0.0.1")
+        await server.start_server(**SCORING_SERVER_OPTIONS)  # as `serve` runs it
+        client = TestClient(server)
         await client.start_server()
         clients.append(client)
         return client, router

@@ -1,0 +1,403 @@
+"""A lean HTTP/1.1 client for the request path: asyncio protocols, httptools' parser, kept-alive connections.
+
+aiohttp's ClientSession was most of the router's time per request (a request object, a connector lookup,
+a response object, stream readers and several tasks and futures each time). A proxy needs much less:
+write one request head, parse one response, hand the body on. So the request path uses this client, and
+aiohttp's client stays for everything else (probes, the Kubernetes API, peers).
+
+Per replica, idle connections are kept for reuse (most recently used first). The Azure ML inference server
+closes every connection, so connecting is one `create_connection` with nothing else around it.
+
+One `Exchange` is one request and its response. Its `response` future resolves when the status line and
+headers are in; the body then arrives in a buffer the caller reads (whole, or chunk by chunk with the
+replica's socket paused while the buffer is full). An exchange the caller gives up on (504, client gone)
+can be `hold`-ed: its callback runs once the replica has answered, or at a time limit when the
+connection is closed.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+import time
+from collections import deque
+from typing import Callable
+from urllib.parse import urlsplit
+
+import httptools
+
+CONNECT_TIMEOUT = 5.0
+IDLE_SECONDS = 15.0  # close connections idle this long (servers' own keep-alive timeouts are longer)
+PAUSE_BYTES = 256 * 1024  # stop reading from the replica while this much of its body waits for the client
+
+
+class ConnectError(Exception):
+    """No connection: nothing was sent, so the request may go to another replica."""
+
+    def __init__(self, message: str, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class UpstreamError(Exception):
+    """The replica failed, closed the connection, or answered something that is not HTTP/1.x."""
+
+
+class ScoringTimeout(Exception):
+    """The deadline passed before the replica's response headers."""
+
+
+class Exchange:
+    """One request on a connection and the replica's response to it."""
+
+    __slots__ = ("response", "status", "headers", "content_length", "sent", "_conn", "_chunks", "_buffered",
+                 "_ended", "_error", "_waiter", "_on_end", "_timer", "_pump", "_read_timeout")
+
+    def __init__(self, conn: "UpstreamConnection", read_timeout: float) -> None:
+        self.response: asyncio.Future = conn.loop.create_future()  # resolves with self at the headers
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.content_length: int | None = None
+        self.sent = False  # the whole request is written (only then may the connection be reused)
+        self._conn: UpstreamConnection | None = conn
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._ended = False  # the response is complete, or the exchange failed
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._pump: asyncio.Task | None = None
+        self._read_timeout = read_timeout
+
+    # ---- the caller's side -------------------------------------------------------------------
+
+    def time_out(self) -> None:
+        """The scoring deadline passed: the caller stops waiting for the headers."""
+        if not self.response.done():
+            self.response.set_exception(ScoringTimeout())
+
+    async def read(self) -> bytes:
+        """The whole body (for responses known to be small)."""
+        while not self._ended:
+            await self._wait()
+        self._raise_if_failed()
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        return body
+
+    async def chunks(self):
+        """The body as it arrives; the replica is paused while the client is slower."""
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._conn is not None and self._buffered < PAUSE_BYTES // 4:
+                    self._conn.resume()
+                yield chunk
+            elif self._ended:
+                self._raise_if_failed()
+                return
+            else:
+                await self._wait()
+
+    def close(self) -> None:
+        """The caller is done with the body; an unfinished exchange loses its connection."""
+        if not self._ended:
+            self.fail(UpstreamError("abandoned"))
+
+    def hold(self, until: float, on_end: Callable[[], None]) -> None:
+        """Nobody waits for the answer any more: call `on_end` once the replica has answered, or at
+        `until` (monotonic), when the connection is closed."""
+        self._chunks.clear()
+        if self._ended:
+            on_end()
+            return
+        self._on_end = on_end
+        self._timer = self.response.get_loop().call_later(max(0.0, until - time.monotonic()), self.close)
+
+    def pump(self, task: asyncio.Task) -> None:
+        """`task` streams the request body; it is cancelled if the exchange ends first."""
+        self._pump = task
+
+    # ---- the connection's side ---------------------------------------------------------------
+
+    def _headers_done(self, status: int, headers: list[tuple[str, str]], length: int | None) -> None:
+        self.status, self.headers, self.content_length = status, headers, length
+        if not self.response.done():
+            self.response.set_result(self)
+
+    def _feed(self, chunk: bytes) -> None:
+        if self._on_end is not None:  # held: nobody reads it
+            return
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered >= PAUSE_BYTES and self._conn is not None:
+            self._conn.pause()
+        self._wake()
+
+    def _finish(self) -> None:
+        self._end(None)
+
+    def fail(self, error: BaseException) -> None:
+        """The exchange ends with `error` (the upload broke off, the replica failed)."""
+        if not self.response.done():
+            self.response.set_exception(error)
+        self._end(error)
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended, self._error = True, error
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.exchange_ended(self, reusable=error is None and self.sent)
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._wake()
+        if self._on_end is not None:
+            self._on_end()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise UpstreamError(str(self._error) or "replica failed") from self._error
+
+    async def _wait(self) -> None:
+        # sock_read in aiohttp's terms: a replica that stalls mid-body for this long fails the request.
+        self._waiter = self.response.get_loop().create_future()
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to a replica, carrying one exchange at a time (HTTP/1.1, no pipelining)."""
+
+    def __init__(self, replica: "ReplicaConnections") -> None:
+        self.loop = replica.loop
+        self._replica = replica
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.idle = False  # in its replica's idle list
+        self._keep_alive = False
+        self._exchange: Exchange | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._close_delimited = False
+        self._write_paused = False
+        self._drain: asyncio.Future | None = None
+
+    # ---- request side ------------------------------------------------------------------------
+
+    def start(self, data: bytes, read_timeout: float) -> Exchange:
+        """Write a request head (and a body small enough to go with it) and return its exchange."""
+        exchange = self._exchange = Exchange(self, read_timeout)
+        self._headers = []
+        self.transport.write(data)
+        return exchange
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def writelines(self, data) -> None:
+        if not self.closed:
+            self.transport.writelines(data)
+
+    async def drain(self) -> None:
+        """Wait while the replica's socket buffer is full (the upload's flow control)."""
+        if self.closed:
+            raise UpstreamError("connection to the replica closed")
+        if self._write_paused:
+            self._drain = self.loop.create_future()
+            await self._drain
+
+    def pause(self) -> None:
+        if not self.closed:
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if not self.closed:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def exchange_ended(self, exchange: Exchange, reusable: bool) -> None:
+        if self._exchange is exchange:
+            self._exchange = None
+        if reusable and not self.closed and self._keep_alive:
+            self._replica.put(self)
+        else:
+            self.close()
+
+    # ---- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            self.close()
+            if self._exchange is not None:
+                self._exchange.fail(UpstreamError(f"invalid response from the replica: {e}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._replica.forget(self)
+        exchange, self._exchange = self._exchange, None
+        if exchange is not None:
+            if self._close_delimited and exchange.status:
+                exchange._finish()  # a body without length or chunking ends when the connection does
+            else:
+                exchange.fail(UpstreamError("the replica closed the connection"))
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(UpstreamError("connection to the replica closed"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # ---- httptools callbacks -----------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # As aiohttp's client decodes them, so odd bytes pass through unchanged.
+        self._headers.append((name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:  # 1xx interim answer: the real one follows
+            self._headers = []
+            return
+        exchange = self._exchange
+        if exchange is None:  # bytes nobody asked for
+            self.close()
+            return
+        length, chunked = None, False
+        for name, value in self._headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                length = int(value)
+            elif lowered == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+        self._close_delimited = length is None and not chunked and status not in (204, 304)
+        self._keep_alive = self._parser.should_keep_alive()
+        exchange._headers_done(status, self._headers, length)
+
+    def on_body(self, body: bytes) -> None:
+        if self._exchange is not None:
+            self._exchange._feed(body)
+
+    def on_message_complete(self) -> None:
+        if self._parser.get_status_code() < 200:
+            return
+        self._close_delimited = False
+        if self._exchange is not None:
+            self._exchange._finish()
+
+
+class ReplicaConnections:
+    """A replica's idle kept-alive connections, and new ones when none is idle."""
+
+    def __init__(self, url: str, loop: asyncio.AbstractEventLoop,
+                 on_unused: Callable[["ReplicaConnections"], None]) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.loop = loop
+        self._on_unused = on_unused
+        self.host = parts.hostname
+        self.https = parts.scheme == "https"
+        self.port = parts.port or (443 if self.https else 80)
+        self.authority = parts.netloc.encode("ascii")
+        self.prefix = parts.path.rstrip("/").encode("ascii")  # a base URL may carry a path
+        self._ssl = ssl_module.create_default_context() if self.https else None
+        self._idle: list[UpstreamConnection] = []
+        self._sweep: asyncio.TimerHandle | None = None
+
+    async def get(self, timeout: float) -> UpstreamConnection:
+        while self._idle:
+            conn = self._idle.pop()  # the most recently used: the least likely to have been closed
+            conn.idle = False
+            if not conn.closed:
+                return conn
+        try:
+            async with asyncio.timeout(min(CONNECT_TIMEOUT, timeout)):
+                _, conn = await self.loop.create_connection(
+                    lambda: UpstreamConnection(self), self.host, self.port, ssl=self._ssl)
+        except (OSError, TimeoutError) as e:
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e!r}",
+                               isinstance(e, TimeoutError)) from e
+        return conn
+
+    def put(self, conn: UpstreamConnection) -> None:
+        conn.idle_since = time.monotonic()
+        conn.idle = True
+        self._idle.append(conn)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(IDLE_SECONDS, self._close_idle)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        if conn.idle:
+            conn.idle = False
+            self._idle.remove(conn)
+
+    def _close_idle(self) -> None:
+        self._sweep = None
+        cutoff = time.monotonic() - IDLE_SECONDS
+        stale = [c for c in self._idle if c.idle_since <= cutoff]
+        self._idle = [c for c in self._idle if c.idle_since > cutoff]
+        for conn in stale:
+            conn.idle = False
+            conn.close()
+        if self._idle:
+            self._sweep = self.loop.call_later(IDLE_SECONDS, self._close_idle)
+        else:
+            self._on_unused(self)  # e.g. a replica gone from the backend: forget it
+
+    def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.idle = False
+            conn.close()
+
+
+class UpstreamClient:
+    """Connections per replica URL, created on first use."""
+
+    def __init__(self) -> None:
+        self._replicas: dict[str, ReplicaConnections] = {}
+
+    def connections(self, url: str) -> ReplicaConnections:
+        replica = self._replicas.get(url)
+        if replica is None:
+            replica = ReplicaConnections(url, asyncio.get_running_loop(), self._forget)
+            self._replicas[url] = replica
+        return replica
+
+    def _forget(self, replica: ReplicaConnections) -> None:
+        if self._replicas.get(replica.url) is replica:
+            del self._replicas[replica.url]
+
+    def close(self) -> None:
+        for replica in self._replicas.values():
+            replica.close()
+        self._replicas.clear()

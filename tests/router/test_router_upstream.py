@@ -1,0 +1,142 @@
+"""The router's upstream HTTP/1.1 client against replicas speaking raw HTTP on 127.0.0.1: keep-alive,
+`Connection: close` (as the Azure ML inference server answers), bodies ended by closing, interim 1xx
+answers, base URLs with a path, and bodies passed through byte for byte."""
+import asyncio
+import gzip
+import json
+
+import pytest
+import pytest_asyncio
+
+from router.accesslog import request_line
+from router_testkit import service_config
+
+SCORE = "/api/v1/service/echo/score"
+pytestmark = pytest.mark.asyncio
+
+
+class RawReplica:
+    """Answers every request with `answer` (bytes, or a function of the request head); counts connections."""
+
+    def __init__(self, answer, close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.connections = 0
+        self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
+        self.server = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            for _ in range(1000):  # bounded: one connection never carries more in these tests
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                self.heads.append(head)
+                self.bodies.append(await reader.readexactly(length))
+                writer.write(self.answer(head) if callable(self.answer) else self.answer)
+                await writer.drain()
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest_asyncio.fixture
+async def raw_replicas():
+    started: list[RawReplica] = []
+
+    async def start(answer, close_after: bool = False) -> tuple[RawReplica, str]:
+        replica = RawReplica(answer, close_after)
+        started.append(replica)
+        return replica, await replica.start()
+
+    yield start
+    for replica in started:
+        await replica.close()
+
+
+async def test_connections_are_kept_alive_and_reused(raw_replicas, router_client):
+    replica, url = await raw_replicas(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    client, _ = await router_client({"services": {"echo": service_config([url])}})
+    for _ in range(5):
+        resp = await client.post(SCORE, data=b"x")
+        assert resp.status == 200 and await resp.read() == b"ok"
+    assert replica.connections == 1
+    assert all(b"\r\nHost: 127.0.0.1:" in head for head in replica.heads)
+
+
+async def test_a_replica_that_closes_every_connection_gets_a_new_one_each_time(raw_replicas, router_client):
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    replica, url = await raw_replicas(answer, close_after=True)
+    client, router = await router_client({"services": {"echo": service_config([url])}})
+    for _ in range(5):
+        resp = await client.post(SCORE, data=b"x")
+        assert resp.status == 200 and await resp.read() == b"ok"
+    assert replica.connections == 5
+    assert router.services["echo"].pool.in_flight == 0
+
+
+async def test_a_body_ended_by_closing_the_connection_is_passed_on_whole(raw_replicas, router_client):
+    body = b"y" * 200_000
+    replica, url = await raw_replicas(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body,
+                                      close_after=True)
+    client, _ = await router_client({"services": {"echo": service_config([url])}})
+    resp = await client.get(SCORE)
+    assert resp.status == 200 and await resp.read() == body
+    assert resp.headers["Content-Type"] == "text/plain"
+
+
+async def test_an_interim_100_answer_is_skipped(raw_replicas, router_client):
+    _, url = await raw_replicas(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nz")
+    client, _ = await router_client({"services": {"echo": service_config([url])}})
+    resp = await client.post(SCORE, data=b"x")
+    assert resp.status == 201 and await resp.read() == b"z"
+
+
+async def test_a_base_url_with_a_path_keeps_it_and_the_raw_query(raw_replicas, router_client):
+    replica, url = await raw_replicas(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    client, _ = await router_client({"services": {"echo": service_config([url + "/models/a/"])}})
+    assert (await client.get(SCORE + "?q=%20a&b=1")).status == 200
+    assert replica.heads[-1].startswith(b"GET /models/a/score?q=%20a&b=1 HTTP/1.1\r\n")
+
+
+async def test_a_gzip_body_reaches_the_replica_as_sent(raw_replicas, router_client):
+    replica, url = await raw_replicas(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    client, _ = await router_client({"services": {"echo": service_config([url])}})
+    sent = gzip.compress(b'{"data": [1, 2, 3]}' * 50)
+    resp = await client.post(SCORE, data=sent, headers={"Content-Encoding": "gzip"})
+    assert resp.status == 200
+    assert replica.bodies[-1] == sent
+    assert b"\r\nContent-Length: %d\r\n" % len(sent) in replica.heads[-1]
+    assert b"\r\nContent-Encoding: gzip\r\n" in replica.heads[-1]
+
+
+async def test_garbage_from_a_replica_is_502_and_the_slot_is_freed(raw_replicas, router_client):
+    _, url = await raw_replicas(b"this is not http\r\n\r\n")
+    client, router = await router_client({"services": {"echo": service_config([url])}})
+    assert (await client.post(SCORE, data=b"x")).status == 502
+    assert router.services["echo"].pool.in_flight == 0
+
+
+async def test_the_request_log_line_is_json_whatever_the_path():
+    path = '/api/v1/service/echo/score"}, {"status": 200, "x": "\u00e9\n'
+    line = request_line(1.5, "abc", "echo", None, "POST", path, 200, "http://127.0.0.1:1", 1, 0.123, 4.5, 6.789)
+    record = json.loads(line)
+    assert "\n" not in line and record["path"] == path
+    assert record == {"time": 1.5, "requestId": "abc", "service": "echo", "version": None, "method": "POST",
+                      "path": path, "status": 200, "replica": "http://127.0.0.1:1", "retries": 1,
+                      "queueMs": 0.12, "upstreamMs": 4.5, "totalMs": 6.79}
