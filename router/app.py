@@ -18,6 +18,7 @@ from .metrics import Metrics, ServiceMetrics
 from .proxy import Attempt, ProxyError, forward
 from .service import Endpoint, Service
 from .settings import RouterConfig
+from .status import status_document
 from .upstream import UpstreamClient
 
 log = logging.getLogger("router")
@@ -211,6 +212,7 @@ class Router:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/peer/load", self.peer_load)
+        app.router.add_get("/status", self.status)
         return app
 
     async def metrics_page(self, request: web.Request) -> web.Response:
@@ -222,6 +224,10 @@ class Router:
 
     async def readyz(self, request: web.Request) -> web.Response:
         return web.Response(text="ready") if self.ready else web.Response(status=503, text="not ready")
+
+    async def status(self, request: web.Request) -> web.Response:
+        """Replicas, load and the last scaling decision per service (what `make status` shows)."""
+        return web.json_response(await status_document(self.services))
 
     async def peer_load(self, request: web.Request) -> web.Response:
         """This pod's counts, which the leader sums across router pods before deciding."""

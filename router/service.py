@@ -24,7 +24,6 @@ class Service:
         self.scoring_timeout = limits.scoring_timeout_ms / 1000
         self.replica_timeout = (limits.replica_timeout_ms or limits.scoring_timeout_ms) / 1000
         self.max_body = limits.max_body_bytes
-        self.latency = None  # its Prometheus histogram child, set by the Router
         scales = config.autoscale.enabled and backend.can_scale
         self.autoscaler = Autoscaler(config.autoscale, limits.max_concurrent_per_replica) if scales else None
 

@@ -138,6 +138,10 @@ def test_load_scales_the_slow_model_up_then_down_after_the_window(running):
     while time.monotonic() < deadline and ready_replicas(running, "sentiment") > 1:
         time.sleep(0.5)
     assert ready_replicas(running, "sentiment") == 1
+    status = subprocess.run(running.args("status") + ["--once"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, check=True).stdout
+    [row] = [line for line in status.splitlines() if line.startswith("sentiment ")]
+    assert row.split()[1:5] == ["1/1", "ready", "1", "1-3"] and "(down," in row  # the last decision
 
 
 def _group_members(pgid: int) -> list[int]:
