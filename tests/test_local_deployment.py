@@ -144,30 +144,25 @@ def test_load_scales_the_slow_model_up_then_down_after_the_window(running):
     assert row.split()[1:5] == ["1/1", "ready", "1", "1-3"] and "(down," in row  # the last decision
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid:
-                members.append(int(entry.name))
-    return members
-
-
-def _children(pid: int) -> list[int]:
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process, from /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
+                continue  # ended while we looked
+            found.append((int(entry.name), int(fields[1]), int(fields[2])))
     return found
+
+
+def _group_members(pgid: int) -> list[int]:
+    return [pid for pid, _, group in _processes() if group == pgid]
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child, parent, _ in _processes() if parent == pid]
 
 
 def test_sigterm_stops_everything_and_leaves_no_process(running):
