@@ -20,10 +20,10 @@ from typing import Callable
 from prometheus_client.parser import text_string_to_metric_families
 
 from components.config import AuthSettings, ConfigError, DeploymentSpec, StackConfig, config_warnings, load_stack_file
-from components.environment import environment_hash, pip_requirements, python_mismatch
+from components.environment import pip_requirements, python_mismatch
 from components.router_config import render_router_config
 from local import preflight
-from local.environments import EnvironmentBuildError, ensure_environment
+from local.environments import EnvironmentBuildError, ensure_environment, environment_python
 from local.secrets import ensure_keys, ensure_signing_key, private_dir, write_private
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,14 +104,11 @@ class LocalDeployment:
                 self.say(f"warning: environments.{name}: {warning}")
             try:
                 self.pythons[name] = (ensure_environment(name, env, self.root, self.envs, self.say)
-                                      if build else self._env_python(env))
+                                      if build else environment_python(env, self.root, self.envs))
             except EnvironmentBuildError as err:
                 problems.append(str(err))
         if problems:
             raise DeploymentError(problems)
-
-    def _env_python(self, env) -> Path:
-        return self.envs / environment_hash(env, self.root) / "bin" / "python"
 
     def _check_init(self) -> None:
         problems = [p for _, path, spec in self.cfg.deployments()

@@ -25,10 +25,15 @@ class EnvironmentBuildError(Exception):
     """An environment pip cannot build; the message names the environment, the file and the package."""
 
 
+def environment_python(env: Environment, root: Path, envs_dir: Path) -> Path:
+    """Where the environment's interpreter lives once built (named by its content hash)."""
+    return envs_dir / environment_hash(env, root) / "bin" / "python"
+
+
 def ensure_environment(name: str, env: Environment, root: Path, envs_dir: Path, say=print) -> Path:
     """The environment's Python interpreter, building the virtualenv first if it is not cached."""
-    venv = envs_dir / environment_hash(env, root)
-    python = venv / "bin" / "python"
+    python = environment_python(env, root, envs_dir)
+    venv = python.parents[1]
     if (venv / ".complete").exists():
         return python
     if venv.exists():  # a build that did not finish: start again
