@@ -105,8 +105,9 @@ class ModelCluster(pulumi.ComponentResource):
             entra = attached.entra
         else:
             pool_list = config.pools()
-            cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id)
-            self._create_user_pools(resource_group_name, cluster)
+            subnet_id = self._subnet_id(resource_group_name)  # every pool's nodes go in the same subnet
+            cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id, subnet_id)
+            self._create_user_pools(resource_group_name, cluster, subnet_id)
             self.cluster_name = cluster.name
             self.resource_group_name = pulumi.Output.from_input(resource_group_name)
             self.kubelet_object_id = cluster.identity_profile.apply(
@@ -125,7 +126,7 @@ class ModelCluster(pulumi.ComponentResource):
             "totalVcpus": self.total_vcpus, "pools": self.pools, "kubeconfig": self.kubeconfig,
         })
 
-    def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id):
+    def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id, subnet_id):
         c = self._config
         autoscaled = c.max_node_count is not None
         # The platform moves these under us (auto-upgrade, cluster autoscaler); re-applying the
@@ -140,7 +141,7 @@ class ModelCluster(pulumi.ComponentResource):
             count=c.node_count, enable_auto_scaling=autoscaled,
             min_count=c.node_count if autoscaled else None, max_count=c.max_node_count,
             os_type="Linux", type="VirtualMachineScaleSets", availability_zones=c.zones or None,
-            vnet_subnet_id=self._subnet_id(resource_group_name),
+            vnet_subnet_id=subnet_id,
             node_taints=[SYSTEM_TAINT] if c.has_cpu_user_pool else None,
             node_labels={POOL_LABEL: "system"},
         )
@@ -214,7 +215,8 @@ class ModelCluster(pulumi.ComponentResource):
             addons["azurepolicy"] = containerservice.ManagedClusterAddonProfileArgs(enabled=True)
         return addons
 
-    def _create_user_pools(self, resource_group_name, cluster: containerservice.ManagedCluster) -> None:
+    def _create_user_pools(self, resource_group_name, cluster: containerservice.ManagedCluster,
+                           subnet_id: Optional[pulumi.Output[str]]) -> None:
         for pool in self._config.node_pools:
             size = lookup_vm_size(pool.vm_size)
             gpu = bool(size and size.gpus)
@@ -234,7 +236,7 @@ class ModelCluster(pulumi.ComponentResource):
                 os_type="Linux",
                 type="VirtualMachineScaleSets",
                 availability_zones=pool.zones or None,
-                vnet_subnet_id=self._subnet_id(resource_group_name),
+                vnet_subnet_id=subnet_id,
                 node_labels={POOL_LABEL: pool.name, ACCELERATOR_LABEL: _accelerator(pool)},
                 node_taints=[GPU_TAINT] if gpu else None,
                 # AKS installs the NVIDIA driver; the device plugin comes with the serving stack.

@@ -118,10 +118,12 @@ def test_node_pool_count_is_ignored_only_when_autoscaled():
 
 def test_custom_subnet_is_resolved_in_the_deployers_subscription():
     network = {"vnetName": "vnet", "subnetName": "aks", "serviceCidr": "10.0.0.0/16", "dnsServiceIp": "10.0.0.10"}
-    run = run_program(with_cluster("dev", network=network))
+    pools = [{"name": "cpu", "vmSize": "Standard_D4s_v5"}]
+    run = run_program(with_cluster("dev", network=network, nodePools=pools))
     [system] = run.one(MANAGED_CLUSTER).inputs["agentPoolProfiles"]
     assert system["vnetSubnetID"] == (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlw-dev/providers/"
                                       "Microsoft.Network/virtualNetworks/vnet/subnets/aks")
+    assert run.one(AGENT_POOL).inputs["vnetSubnetID"] == system["vnetSubnetID"]
 
 
 def test_a_preview_with_unknown_values_runs():
