@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import runpy
@@ -68,8 +69,10 @@ class Run:
 class AzureStandIn(mocks.Mocks):
     """Canned Azure answers: outputs echo the inputs plus what Azure would compute."""
 
-    def __init__(self, attached_cluster: Optional[dict] = None):
+    def __init__(self, attached_cluster: Optional[dict] = None, registry_digests: Optional[dict] = None):
         self.attached_cluster = attached_cluster
+        # `<registry>/<repository>:<tag>` -> "sha256:..." the stand-in registries hold (none by default).
+        self.registry_digests = dict(registry_digests or {})
         self.created: list[Registered] = []
         self.invokes: list[tuple[str, dict]] = []
 
@@ -96,6 +99,9 @@ class AzureStandIn(mocks.Mocks):
             return {"result": "q7x2k9"}
         if typ == "azure-native:applicationinsights:Component":
             return {"connectionString": "InstrumentationKey=00000000-0000-0000-0000-000000000000"}
+        if typ == "docker:index/image:Image":  # a pushed image: its repository by a digest of its name
+            repository = inputs["imageName"].rsplit(":", 1)[0]
+            return {"repoDigest": f"{repository}@sha256:{hashlib.sha256(inputs['imageName'].encode()).hexdigest()}"}
         return {}
 
     def call(self, args: mocks.MockCallArgs):
@@ -109,6 +115,13 @@ class AzureStandIn(mocks.Mocks):
             if self.attached_cluster is None or args.args.get("resourceName") != self.attached_cluster["name"]:
                 return {}, [("resourceName", "ResourceNotFound: the managed cluster was not found")]
             return self.attached_cluster, []
+        if args.token == "azure-native:authorization:getClientToken":
+            return {"token": "entra-access-token"}, []
+        if args.token == "docker:index/getRegistryImage:getRegistryImage":
+            name = args.args["name"]
+            if name not in self.registry_digests:
+                return {}, [("name", f"Got bad response from registry: 404 Not Found ({name})")]
+            return {"id": name, "name": name, "sha256Digest": self.registry_digests[name]}, []
         raise NotImplementedError(f"no stand-in for invoke {args.token}")
 
 

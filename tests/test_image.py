@@ -1,0 +1,220 @@
+"""EnvironmentImage under Pulumi's mocks: lookup before build, one image per environment content, digests.
+
+Stand-ins: `AzureStandIn` answers the Entra token and the registry lookup (`registry_digests` is what the
+registries hold) and gives a built image a digest; `exchange_aad_token` (the ACR token exchange, HTTPS) is
+replaced by a function that records its calls.
+"""
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components import image as image_module
+from components.config import Environment, parse_stack_config
+from components.environment import environment_hash
+from components.image import EnvironmentImage, images_for, image_of, render_dockerfile
+from pulumi_mocks import ROOT, AzureStandIn, RecordingMonitor, stack_file_config
+
+BUILD = "docker:index/image:Image"
+LOGIN = "mlwdevacr.azurecr.io"
+GLOBAL = "contosoglobal.azurecr.io"
+DIGEST = "sha256:" + "ab" * 32
+SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"  # a secret's wire form
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A project root holding the dev stack's conda files and the inference server pin."""
+    for path in ("models/diabetes/conda.yml", "models/sentiment/conda.yml", "router/requirements-inference.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, tmp_path / path)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def token_exchange(monkeypatch):
+    calls = []
+
+    def exchange(login_server, tenant, aad_token):
+        calls.append((login_server, tenant, aad_token))
+        return f"acr-refresh-token-for-{login_server}"
+
+    monkeypatch.setattr(image_module, "exchange_aad_token", exchange)
+    return calls
+
+
+def run(program, *, stand_in=None, preview=False):
+    """Run `program()` (which returns a dict of values to resolve) under the mocks; (stand_in, resolved)."""
+    stand_in = stand_in or AzureStandIn()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.reset_options(project="aks-serving", stack="test", preview=preview)
+    mocks.set_mocks(stand_in, project="aks-serving", stack="test", preview=preview,
+                    monitor=RecordingMonitor(stand_in))
+    box = {}
+    _sync_await(run_pulumi_func(lambda: box.update(program())))
+    resolved = {}
+    for key, value in box.items():
+        output = pulumi.Output.from_input(value)
+        known = _sync_await(output.is_known())
+        resolved[key] = _sync_await(output.future()) if known else None
+    return stand_in, resolved
+
+
+def dev_config(**services):
+    raw = stack_file_config("dev")
+    raw["services"] = {**raw["services"], **services}
+    return parse_stack_config(raw)
+
+
+def one_image(root, env=None, login=LOGIN, global_registry=None):
+    env = env or Environment(conda_file="models/diabetes/conda.yml")
+    img = EnvironmentImage("img", env, root, pulumi.Output.from_input(login), global_registry)
+    return {"ref": img.image_ref, "digest": img.digest, "source": img.source, "tag": img.tag,
+            "repository": img.repository}
+
+
+# ---------------------------------------------------------------- the Dockerfile
+
+
+def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root():
+    env = Environment(conda_file="conda.yml", base_image="mcr.microsoft.com/azureml/base:1",
+                      docker_steps=["RUN apt-get update && apt-get install -y libgomp1"])
+    lines = render_dockerfile(env, "1.5.1").splitlines()
+    assert lines[0] == "FROM --platform=linux/amd64 mcr.microsoft.com/azureml/base:1"
+    assert any(l.startswith("RUN conda env create --prefix /opt/azureml/env --file /tmp/conda.yml") for l in lines)
+    server = lines.index("RUN python -m pip install --no-cache-dir azureml-inference-server-http==1.5.1")
+    step = lines.index("RUN apt-get update && apt-get install -y libgomp1")
+    user = lines.index("USER 1000:1000")
+    assert server < step < user  # the Docker steps run as root, after the environment exists
+    assert "USER root" not in lines[user:]
+    assert lines[-2:] == ["EXPOSE 5001", 'CMD ["azmlinfsrv", "--port", "5001"]']
+
+
+def test_the_inference_server_pin_is_the_local_deployments(root):
+    assert image_module.inference_server_version(root) == "1.5.1"
+    assert image_module.inference_server_version(ROOT) in (ROOT / "router/requirements-inference.txt").read_text()
+
+
+# ---------------------------------------------------------------- lookup, build, digest
+
+
+def test_an_image_no_registry_has_is_built_for_amd64_and_pushed_with_an_exchanged_token(root, token_exchange):
+    stand_in, out = run(lambda: one_image(root))
+    build = stand_in_one(stand_in, BUILD)
+    env_hash = environment_hash(Environment(conda_file="models/diabetes/conda.yml"), root)
+    assert out["tag"] == env_hash and out["repository"] == f"azureml/azureml_{env_hash}"
+    assert build["imageName"] == f"{LOGIN}/azureml/azureml_{env_hash}:{env_hash}"
+    assert build["build"]["platform"] == "linux/amd64"
+    registry = build["registry"]
+    assert registry[SECRET_SIG] == SECRET_VALUE, "the push credential must be a secret in the state"
+    assert registry["value"]["username"] == "00000000-0000-0000-0000-000000000000"
+    assert registry["value"]["password"] == f"acr-refresh-token-for-{LOGIN}"
+    assert token_exchange == [(LOGIN, "c0ffee00-1111-4222-8333-444455556666", "entra-access-token")]
+    context = Path(build["build"]["context"])
+    assert (context / "conda.yml").read_bytes() == (root / "models/diabetes/conda.yml").read_bytes()
+    assert (context / "Dockerfile").read_text().startswith("FROM --platform=linux/amd64 ")
+    assert out["source"] == "built"
+
+
+def test_a_tag_the_workspace_registry_has_is_not_built(root):
+    env_hash = environment_hash(Environment(conda_file="models/diabetes/conda.yml"), root)
+    stand_in = AzureStandIn(registry_digests={f"{LOGIN}/azureml/azureml_{env_hash}:{env_hash}": DIGEST})
+    _, out = run(lambda: one_image(root), stand_in=stand_in)
+    assert [r for r in stand_in.created if r.type == BUILD] == []
+    assert out["ref"] == f"{LOGIN}/azureml/azureml_{env_hash}@{DIGEST}" and out["source"] == "workspace"
+
+
+def test_the_global_registry_is_searched_after_the_workspace_one(root):
+    env_hash = environment_hash(Environment(conda_file="models/diabetes/conda.yml"), root)
+    stand_in = AzureStandIn(registry_digests={f"{GLOBAL}/azureml/azureml_{env_hash}:{env_hash}": DIGEST})
+    _, out = run(lambda: one_image(root, global_registry="contosoglobal"), stand_in=stand_in)
+    looked_up = [a["name"] for t, a in stand_in.invokes if t == "docker:index/getRegistryImage:getRegistryImage"]
+    assert looked_up == [f"{LOGIN}/azureml/azureml_{env_hash}:{env_hash}", f"{GLOBAL}/azureml/azureml_{env_hash}:{env_hash}"]
+    assert [r for r in stand_in.created if r.type == BUILD] == []
+    assert out["ref"] == f"{GLOBAL}/azureml/azureml_{env_hash}@{DIGEST}" and out["source"] == "global"
+
+
+def test_a_registry_error_other_than_not_found_fails_the_run(root):
+    class Unauthorized(AzureStandIn):
+        def call(self, args):
+            if args.token == "docker:index/getRegistryImage:getRegistryImage":
+                return {}, [("name", "Got bad response from registry: 401 Unauthorized")]
+            return super().call(args)
+
+    stand_in = Unauthorized()
+    with pytest.raises(Exception, match="401"):
+        run(lambda: one_image(root), stand_in=stand_in)
+    assert [r for r in stand_in.created if r.type == BUILD] == []
+
+
+def test_downstream_gets_a_digest_reference_never_a_tag(root):
+    _, out = run(lambda: one_image(root))
+    assert re.fullmatch(rf"{re.escape(LOGIN)}/azureml/azureml_[0-9a-f]{{64}}@sha256:[0-9a-f]{{64}}", out["ref"])
+    assert out["ref"].endswith("@" + out["digest"]) and ":" + out["tag"] not in out["ref"]
+
+
+def test_a_preview_with_an_unknown_registry_builds_nothing_and_leaves_the_digest_unknown(root):
+    stand_in, out = run(lambda: one_image(root, login=_unknown()), preview=True)
+    assert out["ref"] is None and out["digest"] is None
+    assert [r for r in stand_in.created if r.type == BUILD] == []
+
+
+def _unknown():
+    """An Output whose value is unknown, as a registry's login server is in a first preview."""
+    from pulumi.output import UNKNOWN
+    return pulumi.Output.from_input(UNKNOWN)
+
+
+# ---------------------------------------------------------------- one image per environment content
+
+
+def test_services_sharing_an_environment_share_one_image(root):
+    cfg = dev_config(other=dict(environment="numpy", entryScript="models/sentiment/score.py",
+                                models=["models/sentiment/model-v2"]))
+    box = {}
+
+    def program():
+        images = images_for(cfg, root, pulumi.Output.from_input(LOGIN))
+        box["images"] = images
+        return {"sentiment": image_of(cfg, root, images, "numpy").image_ref,
+                "diabetes": image_of(cfg, root, images, "sklearn").image_ref}
+
+    stand_in, out = run(program)
+    # diabetes uses sklearn; sentiment, other and both sentiment-ab versions use numpy: two images.
+    assert len(box["images"]) == 2
+    assert len([r for r in stand_in.created if r.type == "aks-serving:index:EnvironmentImage"]) == 2
+    assert len([r for r in stand_in.created if r.type == BUILD]) == 2
+    assert out["sentiment"] != out["diabetes"]
+
+
+def test_two_environment_names_with_the_same_content_share_one_image(root):
+    raw = stack_file_config("dev")
+    raw["environments"]["sklearn-copy"] = {"condaFile": "models/diabetes/conda.yml"}
+    raw["services"]["diabetes2"] = {**raw["services"]["diabetes"], "environment": "sklearn-copy"}
+    cfg = parse_stack_config(raw)
+    box = {}
+    run(lambda: box.update(images=images_for(cfg, root, LOGIN)) or {})
+    assert len(box["images"]) == 2
+
+
+def test_an_unchanged_config_gives_the_same_tag_and_a_changed_conda_file_another(root):
+    _, first = run(lambda: one_image(root))
+    _, second = run(lambda: one_image(root))
+    assert first["tag"] == second["tag"] and first["ref"] == second["ref"]
+    conda = root / "models/diabetes/conda.yml"
+    conda.write_text(conda.read_text() + "# one more byte\n")
+    stand_in, changed = run(lambda: one_image(root))
+    assert changed["tag"] != first["tag"] and changed["ref"] != first["ref"]
+    assert stand_in_one(stand_in, BUILD)["imageName"].endswith(f":{changed['tag']}")
+
+
+def stand_in_one(stand_in, type_):
+    found = [r for r in stand_in.created if r.type == type_]
+    assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
+    return found[0].inputs
