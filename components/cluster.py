@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, containerservice
 
-from components.config import Cluster, ConfigError, NodePool, StackConfig, check_attached_pools, pool_capacity
+from components.config import Cluster, ConfigError, StackConfig, check_attached_pools, pool_capacity
 from components.kubeconfig import rewrite_kubeconfig
 from policies.rules import capacity, naming
 from policies.rules.vm_sizes import lookup_vm_size
@@ -217,9 +217,9 @@ class ModelCluster(pulumi.ComponentResource):
 
     def _create_user_pools(self, resource_group_name, cluster: containerservice.ManagedCluster,
                            subnet_id: Optional[pulumi.Output[str]]) -> None:
-        for pool in self._config.node_pools:
-            size = lookup_vm_size(pool.vm_size)
-            gpu = bool(size and size.gpus)
+        # pools() resolved each size once; its first entry is the system pool.
+        for pool, capacity_ in zip(self._config.node_pools, self._config.pools()[1:]):
+            gpu = capacity_.gpus_per_node > 0
             autoscaled = pool.max_node_count is not None
             ignore = ["orchestratorVersion"] + (["count"] if autoscaled else [])
             containerservice.AgentPool(
@@ -237,7 +237,7 @@ class ModelCluster(pulumi.ComponentResource):
                 type="VirtualMachineScaleSets",
                 availability_zones=pool.zones or None,
                 vnet_subnet_id=subnet_id,
-                node_labels={POOL_LABEL: pool.name, ACCELERATOR_LABEL: _accelerator(pool)},
+                node_labels={POOL_LABEL: pool.name, ACCELERATOR_LABEL: _accelerator(capacity_)},
                 node_taints=[GPU_TAINT] if gpu else None,
                 # AKS installs the NVIDIA driver; the device plugin comes with the serving stack.
                 gpu_profile=containerservice.GPUProfileArgs(driver="Install") if gpu else None,
@@ -259,11 +259,10 @@ class ModelCluster(pulumi.ComponentResource):
         return pulumi.Output.secret(credentials.apply(decode))
 
 
-def _accelerator(pool: NodePool) -> str:
-    size = lookup_vm_size(pool.vm_size)
-    if size and size.gpus:
+def _accelerator(pool: capacity.PoolCapacity) -> str:
+    if pool.gpus_per_node:
         return "nvidia-gpu"
-    return "fpga" if size and size.fpgas else "none"
+    return "fpga" if pool.fpgas_per_node else "none"
 
 
 def _describe(pool: capacity.PoolCapacity) -> dict:

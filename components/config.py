@@ -286,12 +286,8 @@ class Cluster(_Model):
         return self.mode == "attach"
 
     @property
-    def gpu_pools(self) -> list[NodePool]:
-        return [p for p in self.node_pools if (s := lookup_vm_size(p.vm_size)) and s.gpus > 0]
-
-    @property
     def has_cpu_user_pool(self) -> bool:
-        return any((s := lookup_vm_size(p.vm_size)) is None or s.gpus == 0 for p in self.node_pools)
+        return any(p.gpus_per_node == 0 for p in self.pools()[1:])
 
 
 def pool_capacity(name: str, vm_size: str, count: int, vcpus_override: Optional[int], mode: str,
