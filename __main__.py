@@ -1,10 +1,15 @@
 """aks-serving: load the stack config, build the components, export the outputs."""
+from pathlib import Path
+
 import pulumi
 from pulumi.runtime import is_config_secret
 
 from components.cluster import ModelCluster, read_attached_cluster
 from components.config import ConfigError, config_warnings, load_pulumi_config
+from components.serving import deploy_serving, key_outputs, scoring_outputs
 from components.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent
 
 
 def main() -> None:
@@ -27,6 +32,7 @@ def main() -> None:
         workspace.grant_pull("cluster-acr-pull", cluster.kubelet_object_id)
     else:
         pulumi.log.warn("cluster: the attached cluster has no kubelet identity; grant it AcrPull on the registry")
+    serving = deploy_serving(cfg, ROOT, workspace, cluster, attached.pools if attached else cfg.cluster.pools())
 
     pulumi.export("clusterName", cluster.cluster_name)
     pulumi.export("clusterPurpose", cluster.purpose)
@@ -36,6 +42,14 @@ def main() -> None:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("registryLoginServer", workspace.registry_login_server)
     pulumi.export("modelsStorageAccount", workspace.storage_account_name)
+    pulumi.export("routerAddress", serving.router.address)
+    pulumi.export("routerNamespace", serving.router.namespace)
+    uris = scoring_outputs(serving, cfg)
+    pulumi.export("services", uris["services"])
+    pulumi.export("endpoints", uris["endpoints"])
+    pulumi.export("keys", key_outputs(serving))
+    if serving.signing_key is not None:
+        pulumi.export("tokenSigningKey", serving.signing_key.private_key_pem)
 
 
 main()

@@ -335,6 +335,9 @@ class Router(_Model):
     """The request router's deployment; unset replicas: 1 on dev-test, 2 (and a CPU autoscaler) on production."""
 
     namespace: str = "aks-serving"
+    # Where model Deployments run unless a service names its own namespace; kept apart from the router's
+    # so a default-deny NetworkPolicy can fence the models in.
+    models_namespace: str = "aks-serving-models"
     replicas: Optional[int] = Field(None, gt=0)
     max_replicas: Optional[int] = Field(None, gt=0)
     max_request_body_mb: int = Field(100, gt=0)
@@ -344,6 +347,10 @@ class Router(_Model):
     @model_validator(mode="after")
     def _rules(self) -> "Router":
         _named("namespace", naming.check_namespace, self.namespace)
+        _named("modelsNamespace", naming.check_namespace, self.models_namespace)
+        if self.models_namespace == self.namespace:
+            raise ValueError("modelsNamespace: must differ from namespace (the models are fenced off from the router's "
+                             "namespace by NetworkPolicies)")
         if self.replicas and self.max_replicas and self.max_replicas < self.replicas:
             raise ValueError(f"maxReplicas: must be >= replicas ({self.replicas})")
         return self
@@ -517,6 +524,9 @@ class StackConfig(_Model):
         self._check_names()
         for _, path, spec in self.deployments():
             self._check_deployment(path, spec)
+            if spec.namespace == self.router.namespace:
+                raise ValueError(f"{path}.namespace: models cannot run in the router's namespace "
+                                 f"({self.router.namespace}); NetworkPolicies fence models off from it")
         return self
 
     def _check_tls(self) -> None:
@@ -565,6 +575,14 @@ class StackConfig(_Model):
             found += [(version_service_name(name, v), f"endpoints.{name}.versions.{v}", spec)
                       for v, spec in endpoint.versions.items()]
         return found
+
+    def models_namespace_of(self, spec: DeploymentSpec) -> str:
+        return spec.namespace or self.router.models_namespace
+
+    def models_namespaces(self) -> list[str]:
+        """Every namespace a model runs in (the default one always: the router's Roles are scoped to it)."""
+        found = [self.router.models_namespace] + [self.models_namespace_of(s) for _, _, s in self.deployments()]
+        return list(dict.fromkeys(found))
 
 
 

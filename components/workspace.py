@@ -27,6 +27,7 @@ class Workspace(pulumi.ComponentResource):
     registry_login_server: pulumi.Output[str]
     storage_account_id: pulumi.Output[str]
     storage_account_name: pulumi.Output[str]
+    blob_endpoint: pulumi.Output[str]  # https://<account>.blob.core.windows.net/ (or a sovereign cloud's)
     models_container_name: pulumi.Output[str]
     log_analytics_workspace_id: pulumi.Output[str]
     app_insights_connection_string: pulumi.Output[Optional[str]]  # secret
@@ -74,6 +75,7 @@ class Workspace(pulumi.ComponentResource):
         self.registry_login_server = registry.login_server
         self.storage_account_id = account.id
         self.storage_account_name = account.name
+        self.blob_endpoint = account.primary_endpoints.apply(lambda e: e.blob)
         self.models_container_name = container.name
         self.log_analytics_workspace_id = logs.id
         self.app_insights_connection_string = pulumi.Output.secret(

@@ -60,10 +60,19 @@ class Run:
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
 
+    def named(self, name: str) -> Registered:
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, got {len(found)}"
+        return found[0]
+
     def one(self, type_: str) -> Registered:
         found = self.of_type(type_)
         assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
         return found[0]
+
+
+# Public images the program pins by digest at deploy time, as their registries would answer.
+PUBLIC_IMAGES = {"nvcr.io/nvidia/k8s-device-plugin:v0.17.4": "sha256:" + "7d" * 32}
 
 
 class AzureStandIn(mocks.Mocks):
@@ -71,14 +80,18 @@ class AzureStandIn(mocks.Mocks):
 
     def __init__(self, attached_cluster: Optional[dict] = None, registry_digests: Optional[dict] = None):
         self.attached_cluster = attached_cluster
-        # `<registry>/<repository>:<tag>` -> "sha256:..." the stand-in registries hold (none by default).
-        self.registry_digests = dict(registry_digests or {})
+        # `<registry>/<repository>:<tag>` -> "sha256:..." the stand-in registries hold (public images by default).
+        self.registry_digests = {**PUBLIC_IMAGES, **(registry_digests or {})}
+        self.token_exchanges: list[tuple[str, str, str]] = []
         self.created: list[Registered] = []
         self.invokes: list[tuple[str, dict]] = []
 
     def new_resource(self, args: mocks.MockResourceArgs):
         outputs = dict(args.inputs)
         outputs.update(self._computed(args.typ, args.inputs))
+        if args.typ == "random:index/randomPassword:RandomPassword":  # one per name and keepers, like a real one
+            seed = args.name + json.dumps(args.inputs.get("keepers", {}), sort_keys=True)
+            outputs["result"] = hashlib.sha256(seed.encode()).hexdigest()[:int(args.inputs["length"])]
         return f"/subscriptions/{SUBSCRIPTION}/mock/{args.name}", outputs
 
     @staticmethod
@@ -90,19 +103,33 @@ class AzureStandIn(mocks.Mocks):
         if typ == "azure-native:containerregistry:Registry":
             return {"name": inputs["registryName"], "loginServer": f"{inputs['registryName']}.azurecr.io"}
         if typ == "azure-native:storage:StorageAccount":
-            return {"name": inputs["accountName"]}
+            return {"name": inputs["accountName"],
+                    "primaryEndpoints": {"blob": f"https://{inputs['accountName']}.blob.core.windows.net/"}}
+        if typ == "azure-native:managedidentity:UserAssignedIdentity":
+            return {"name": "models-identity", "clientId": "models-client-id", "principalId": "models-principal-id",
+                    "tenantId": TENANT}
         if typ == "azure-native:storage:BlobContainer":
             return {"name": inputs["containerName"]}
         if typ == "azure-native:resources:ResourceGroup":
             return {"name": inputs["resourceGroupName"]}
         if typ == "random:index/randomString:RandomString":
             return {"result": "q7x2k9"}
+        if typ == "tls:index/privateKey:PrivateKey":
+            return {"privateKeyPem": "-----BEGIN PRIVATE KEY-----\nstand-in\n-----END PRIVATE KEY-----\n",
+                    "publicKeyPem": "-----BEGIN PUBLIC KEY-----\nstand-in\n-----END PUBLIC KEY-----\n"}
+        if typ == "kubernetes:core/v1:Service" and inputs.get("spec", {}).get("type") == "LoadBalancer":
+            return {"status": {"loadBalancer": {"ingress": [{"ip": "20.31.42.53"}]}}}
         if typ == "azure-native:applicationinsights:Component":
             return {"connectionString": "InstrumentationKey=00000000-0000-0000-0000-000000000000"}
         if typ == "docker:index/image:Image":  # a pushed image: its repository by a digest of its name
             repository = inputs["imageName"].rsplit(":", 1)[0]
             return {"repoDigest": f"{repository}@sha256:{hashlib.sha256(inputs['imageName'].encode()).hexdigest()}"}
         return {}
+
+    def exchange_aad_token(self, login_server: str, tenant: str, aad_token: str) -> str:
+        """The registry's /oauth2/exchange (HTTPS to the registry) answered here."""
+        self.token_exchanges.append((login_server, tenant, aad_token))
+        return f"acr-refresh-token-for-{login_server}"
 
     def call(self, args: mocks.MockCallArgs):
         self.invokes.append((args.token, dict(args.args)))
@@ -168,7 +195,12 @@ def run_program(config: dict, *, stack: str = "test", preview: bool = False,
                                   [f"aks-serving:{s}" for s in secret_sections])
     mocks.set_mocks(stand_in, project="aks-serving", stack=stack, preview=preview, logger=logger,
                     monitor=RecordingMonitor(stand_in))
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+    from components import image
+    real_exchange, image.exchange_aad_token = image.exchange_aad_token, stand_in.exchange_aad_token
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+    finally:
+        image.exchange_aad_token = real_exchange
     exports, secret = {}, set()
     for name, value in settings.get_root_resource().outputs.items():
         output = pulumi.Output.from_input(value)

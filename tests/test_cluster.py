@@ -10,7 +10,6 @@ from pulumi_mocks import SERVER_ID, SUBSCRIPTION, AzureStandIn, run_program, sta
 
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
 AGENT_POOL = "azure-native:containerservice:AgentPool"
-ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 
 
@@ -137,7 +136,7 @@ def test_a_preview_with_unknown_values_runs():
 def test_registry_has_no_admin_user_and_cluster_pulls_by_identity(dev):
     registry = dev.one("azure-native:containerregistry:Registry").inputs
     assert registry["adminUserEnabled"] is False and registry["anonymousPullEnabled"] is False
-    pull = dev.one(ROLE_ASSIGNMENT).inputs
+    pull = dev.named("cluster-acr-pull").inputs
     assert pull["principalId"] == "kubelet-object-id" and pull["principalType"] == "ServicePrincipal"
     assert pull["roleDefinitionId"] == f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL}"
 
@@ -180,7 +179,7 @@ def test_attach_registers_no_cluster_and_reads_it():
     assert ("azure-native:containerservice:getManagedCluster",
             {"resourceGroupName": "rg-existing", "resourceName": "aks-existing"}) in run.invokes
     assert run.exports["clusterName"] == "aks-existing" and run.exports["totalVcpus"] == 12
-    assert run.one(ROLE_ASSIGNMENT).inputs["principalId"] == "existing-kubelet"
+    assert run.named("cluster-acr-pull").inputs["principalId"] == "existing-kubelet"
     assert "kubeconfig" in run.secret_exports
 
 

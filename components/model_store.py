@@ -1,0 +1,87 @@
+"""Model files and scoring code in the workspace storage container, read by pods through workload identity.
+
+Each model set and each source folder is uploaded once under a content-hash prefix (`models/<sha256>/`,
+`code/<sha256>/`): the same content is one upload however many services use it, and a changed file is a
+new prefix, so a running replica's files never change under it. Pods read the prefix at start with the
+models' user-assigned identity, federated to each models namespace's ServiceAccount and holding only
+Storage Blob Data Reader on this one container: no SAS or account key is in any pod spec.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+from pulumi_azure_native import authorization, managedidentity, storage
+
+from fetcher.content import content_hash, folder_files
+
+BLOB_DATA_READER_ROLE = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"  # built-in Storage Blob Data Reader
+SERVICE_ACCOUNT = "model"  # the ServiceAccount every model pod runs as, in each models namespace
+TOKEN_AUDIENCE = "api://AzureADTokenExchange"
+
+
+@dataclass(frozen=True)
+class Upload:
+    prefix: str  # `<kind>/<sha256>`; the fetcher checks the downloaded files against the hash
+    blobs: tuple[storage.Blob, ...]  # what a pod must wait for (shared between services with equal content)
+
+
+class ModelStore(pulumi.ComponentResource):
+    """The models' identity and their content-addressed uploads."""
+
+    root: Path  # the project folder the config's paths are relative to
+    client_id: pulumi.Output[str]
+    tenant_id: pulumi.Output[str]
+
+    def __init__(self, name: str, *, root: Path, resource_group_name: pulumi.Input[str], location: str,
+                 storage_account_id: pulumi.Input[str], storage_account_name: pulumi.Input[str],
+                 container_name: pulumi.Input[str], oidc_issuer_url: pulumi.Input[Optional[str]],
+                 namespaces: list[str], opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aks-serving:index:ModelStore", name, None, opts)
+        self._name, self.root = name, root
+        self._account, self._container, self._rg = storage_account_name, container_name, resource_group_name
+        self._uploads: dict[str, Upload] = {}
+        self._blobs: dict[str, storage.Blob] = {}
+        child = pulumi.ResourceOptions(parent=self)
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity", resource_group_name=resource_group_name, location=location,
+            tags={"managed-by": "aks-serving"}, opts=child)
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        authorization.RoleAssignment(
+            f"{name}-reader", principal_id=identity.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=client.subscription_id.apply(
+                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{BLOB_DATA_READER_ROLE}"),
+            scope=pulumi.Output.concat(storage_account_id, "/blobServices/default/containers/", container_name),
+            opts=child)
+        for namespace in namespaces:
+            # Workload identity: the cluster's OIDC issuer vouches for this namespace's ServiceAccount.
+            managedidentity.FederatedIdentityCredential(
+                f"{name}-federation-{namespace}", resource_group_name=resource_group_name,
+                resource_name_=identity.name, federated_identity_credential_resource_name=f"models-{namespace}",
+                issuer=oidc_issuer_url, subject=f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}",
+                audiences=[TOKEN_AUDIENCE], opts=child)
+        self.client_id = identity.client_id
+        self.tenant_id = identity.tenant_id
+        self.register_outputs({"clientId": self.client_id})
+
+    def upload(self, kind: str, sources: list[tuple[str, Path]]) -> Upload:
+        """Upload folders (or files), each under its name inside the prefix; `sources` = [(name, path)]."""
+        files = [(f"{name}/{rel}" if name else rel, path)
+                 for name, source in sources for rel, path in folder_files(self.root / source)]
+        if not files:
+            raise ValueError(f"{kind}: nothing to upload from {', '.join(str(s) for _, s in sources)}")
+        prefix = f"{kind}/{content_hash((rel, path.read_bytes()) for rel, path in files)}"
+        if prefix not in self._uploads:
+            self._uploads[prefix] = Upload(prefix, tuple(self._blob(f"{prefix}/{rel}", path) for rel, path in files))
+        return self._uploads[prefix]
+
+    def _blob(self, blob_name: str, path: Path) -> storage.Blob:
+        if blob_name not in self._blobs:
+            self._blobs[blob_name] = storage.Blob(
+                f"{self._name}-{blob_name}", resource_group_name=self._rg, account_name=self._account,
+                container_name=self._container, blob_name=blob_name, source=pulumi.FileAsset(str(path)),
+                type=storage.BlobType.BLOCK, opts=pulumi.ResourceOptions(parent=self))
+        return self._blobs[blob_name]

@@ -1,0 +1,262 @@
+"""Router: the request router on the cluster (azureml-fe's job), built from `router/` and deployed by digest.
+
+Its own namespace; a ServiceAccount whose Roles allow exactly the calls `router/README.md` lists (and
+the router's stand-in API server test records): EndpointSlices and `deployments/scale` in the models
+namespaces, Leases, key Secrets and peer EndpointSlices in its own, nothing cluster-wide. The RouterConfig
+is rendered from the typed stack config by the same code as the local deployment and mounted from a
+ConfigMap; keys are read from labelled Secrets through the API, so a new key or service needs no restart.
+One pod on dev-test; on production at least two and a CPU HPA that owns the count (so Pulumi never sets
+`spec.replicas` there). A LoadBalancer Service (public, or internal in a named subnet) and a headless Service
+through which router pods find each other to split capacity and elect the scaling leader.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.config import AuthSettings, DeploymentSpec, StackConfig
+from components.image import PORT as MODEL_PORT
+from components.keys import key_secret_labels
+from components.router_config import render_router_config
+from components.workload import (container_security, labels, namespace_labels, pod_security, resources,
+                                 selector, tmp_volume)
+
+NAME = "router"
+HTTP_PORT, ADMIN_PORT = 8080, 8081
+UID = 10001  # router/Dockerfile's USER
+CONFIG_DIR, TOKEN_DIR, TLS_DIR = "/etc/router", "/etc/router/token", "/etc/router/tls"
+PEER_SERVICE = "router-peers"
+TOKEN_ISSUER = "aks-serving"
+PRE_STOP_SECONDS = 5  # the load balancer stops sending before the router stops accepting
+CPU_TARGET_PERCENT = 70
+
+
+def router_config(cfg: StackConfig, namespace: str) -> dict:
+    """The RouterConfig for the cluster: Kubernetes backends, keys from labelled Secrets."""
+
+    def backend(service: str, spec: DeploymentSpec) -> dict:
+        return {"kind": "kubernetes", "namespace": cfg.models_namespace_of(spec), "service": service,
+                "deployment": service, "port": MODEL_PORT}
+
+    def auth(name: str, settings: AuthSettings) -> dict:
+        if settings.auth_mode == "key":
+            return {"mode": "key", "keySecretLabels": key_secret_labels(name)}
+        if settings.auth_mode == "token":
+            return {"mode": "token", "token": {"issuer": TOKEN_ISSUER, "audience": name,
+                                               "publicKeyFiles": [f"{TOKEN_DIR}/public.pem"]}}
+        return {"mode": "none"}
+
+    options = {"cluster": {"namespace": namespace, "peerService": PEER_SERVICE},
+               "shutdownGraceSeconds": shutdown_grace_seconds(cfg)}
+    return render_router_config(cfg, backend, auth, router=options)
+
+
+def shutdown_grace_seconds(cfg: StackConfig) -> int:
+    """On SIGTERM, in-flight requests may finish: as long as the longest scoring timeout, plus a margin."""
+    longest = max((spec.scoring_timeout_ms for _, _, spec in cfg.deployments()), default=60000)
+    return math.ceil(longest / 1000) + 5
+
+
+def uses_token_auth(cfg: StackConfig) -> bool:
+    return any(s.auth_mode == "token" for s in [*cfg.services.values(), *cfg.endpoints.values()])
+
+
+class Router(pulumi.ComponentResource):
+    namespace: pulumi.Output[str]
+    address: pulumi.Output[Optional[str]]  # the load balancer's IP (or DNS name); unknown until it exists
+    host: pulumi.Output[str]  # what clients call: the TLS name, else the address
+    scheme: str
+
+    def __init__(self, name: str, cfg: StackConfig, *, image: pulumi.Input[str], location: str,
+                 models_namespaces: dict[str, k8s.core.v1.Namespace], token_public_key: Optional[pulumi.Input[str]],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aks-serving:index:Router", name, None, opts)
+        self._name, self._cfg = name, cfg
+        child = pulumi.ResourceOptions(parent=self)
+        ns_name = cfg.router.namespace
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": ns_name, "labels": namespace_labels()},
+                                          opts=child)
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        self._rbac(ns_name, models_namespaces, in_ns)
+        document = router_config(cfg, ns_name)
+        config_text = yaml.safe_dump(document, sort_keys=True)
+        k8s.core.v1.ConfigMap(f"{name}-config", metadata=self._meta("router-config", ns_name),
+                              data={"config.yaml": config_text}, opts=in_ns)
+        volumes, mounts = self._volumes(ns_name, token_public_key, in_ns)
+        production = cfg.cluster.purpose == "production"
+        self._deployment(ns_name, image, config_text, volumes, mounts, production, in_ns)
+        service = self._services(ns_name, in_ns)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=self._meta(NAME, ns_name),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(NAME, "router")}}, opts=in_ns)
+        if production:
+            self._autoscaler(ns_name, in_ns)
+        self._network_policy(ns_name, in_ns)
+
+        self.namespace = namespace.metadata.apply(lambda m: m.name)
+        self.scheme = "https" if cfg.router.tls.mode != "off" else "http"
+        self.address = service.status.apply(_ingress_address)
+        tls = cfg.router.tls
+        if tls.mode == "custom":
+            self.host = pulumi.Output.from_input(tls.cname)
+        elif tls.mode == "auto":
+            self.host = pulumi.Output.from_input(f"{tls.leaf_domain_label}.{location}.cloudapp.azure.com")
+        else:
+            self.host = self.address
+        self.register_outputs({"namespace": self.namespace, "address": self.address, "host": self.host})
+
+    def _meta(self, name: str, namespace: str, **extra) -> dict:
+        return {"name": name, "namespace": namespace, "labels": labels(NAME, "router"), **extra}
+
+    # ---- permissions -------------------------------------------------------------------------
+
+    def _rbac(self, ns_name: str, models_namespaces: dict[str, k8s.core.v1.Namespace], opts) -> None:
+        account = k8s.core.v1.ServiceAccount(f"{self._name}-account", metadata=self._meta(NAME, ns_name), opts=opts)
+        subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": ns_name}]
+        own_rules = [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+        ]
+        model_rules = [
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch"]},
+        ]
+        grants = [(f"{self._name}-role", ns_name, own_rules, [])]
+        grants += [(f"{self._name}-role-{models}", models, model_rules, [ns]) for models, ns in models_namespaces.items()]
+        for resource_name, target, rules, after in grants:
+            deps = pulumi.ResourceOptions(depends_on=[account, *after])
+            role = k8s.rbac.v1.Role(resource_name, metadata=self._meta(NAME, target), rules=rules, opts=opts.merge(deps))
+            k8s.rbac.v1.RoleBinding(
+                f"{resource_name}-binding", metadata=self._meta(NAME, target), subjects=subject,
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+                opts=opts.merge(pulumi.ResourceOptions(depends_on=[role])))
+
+    # ---- pods --------------------------------------------------------------------------------
+
+    def _volumes(self, ns_name: str, token_public_key, opts) -> tuple[list, list]:
+        volumes = [{"name": "config", "configMap": {"name": "router-config"}}, tmp_volume()]
+        mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+        if uses_token_auth(self._cfg):
+            # Only the public half: the router verifies tokens, it never mints them.
+            k8s.core.v1.ConfigMap(f"{self._name}-token-keys", metadata=self._meta("router-token-keys", ns_name),
+                                  data={"public.pem": token_public_key}, opts=opts)
+            volumes.append({"name": "token-keys", "configMap": {"name": "router-token-keys"}})
+            mounts.append({"name": "token-keys", "mountPath": TOKEN_DIR, "readOnly": True})
+        if self._cfg.router.tls.mode == "custom":
+            tls = self._cfg.router.tls
+            k8s.core.v1.Secret(f"{self._name}-tls", metadata=self._meta("router-tls", ns_name),
+                               type="kubernetes.io/tls",
+                               string_data={"tls.crt": tls.cert, "tls.key": pulumi.Output.secret(tls.key)}, opts=opts)
+        if self._cfg.router.tls.mode != "off":
+            volumes.append({"name": "tls", "secret": {"secretName": "router-tls"}})
+            mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        return volumes, mounts
+
+    def _deployment(self, ns_name, image, config_text: str, volumes, mounts, production: bool, opts) -> None:
+        grace = shutdown_grace_seconds(self._cfg)
+        field = lambda path: {"valueFrom": {"fieldRef": {"fieldPath": path}}}  # noqa: E731
+        container = {
+            "name": NAME, "image": image,
+            "args": ["--config", f"{CONFIG_DIR}/config.yaml", "--host", "0.0.0.0", "--port", str(HTTP_PORT),
+                     "--admin-host", "0.0.0.0", "--admin-port", str(ADMIN_PORT)],
+            "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+                      {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}],
+            "env": [{"name": "POD_NAME", **field("metadata.name")}, {"name": "POD_IP", **field("status.podIP")}],
+            "resources": resources(0.5, 0.25, cpu_limit=2, memory_gb_limit=0.5),
+            "securityContext": container_security(UID),
+            "volumeMounts": mounts,
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "admin"}, "periodSeconds": 10,
+                              "timeoutSeconds": 2, "failureThreshold": 3},
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "admin"}, "periodSeconds": 2,
+                               "timeoutSeconds": 2, "failureThreshold": 2},
+            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
+        }
+        match = selector(NAME, "router")
+        spec = {
+            "selector": {"matchLabels": match},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                # A changed config rolls the pods (keys do not: they are watched through the API).
+                "metadata": {"labels": labels(NAME, "router"),
+                             "annotations": {"aks-serving/config-sha256": hashlib.sha256(config_text.encode()).hexdigest()}},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "securityContext": pod_security(UID),
+                    "terminationGracePeriodSeconds": PRE_STOP_SECONDS + grace + 5,
+                    "containers": [container],
+                    "volumes": volumes,
+                    "topologySpreadConstraints": [
+                        {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+                         "labelSelector": {"matchLabels": match}}
+                        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")],
+                },
+            },
+        }
+        replicas = self._cfg.router.replicas or 1
+        if not production and replicas > 1:
+            spec["replicas"] = replicas  # dev-test has no router HPA, so the count is the config's
+        k8s.apps.v1.Deployment(f"{self._name}-deployment", metadata=self._meta(NAME, ns_name), spec=spec, opts=opts)
+
+    def _autoscaler(self, ns_name: str, opts) -> None:
+        low = self._cfg.router.replicas or 2
+        high = self._cfg.router.max_replicas or max(low, 6)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{self._name}-hpa", metadata=self._meta(NAME, ns_name),
+            spec={"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME},
+                  "minReplicas": low, "maxReplicas": high,
+                  "metrics": [{"type": "Resource", "resource": {
+                      "name": "cpu", "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT}}}]},
+            opts=opts)
+
+    # ---- network -----------------------------------------------------------------------------
+
+    def _services(self, ns_name: str, opts) -> k8s.core.v1.Service:
+        lb, tls = self._cfg.router.load_balancer, self._cfg.router.tls
+        annotations = {}
+        if lb.type == "internal":
+            annotations["service.beta.kubernetes.io/azure-load-balancer-internal"] = "true"
+            if lb.subnet:
+                annotations["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"] = lb.subnet
+        if tls.mode == "auto":
+            # Azure gives the public IP the name <label>.<region>.cloudapp.azure.com (v1's leaf domain label).
+            annotations["service.beta.kubernetes.io/azure-dns-label-name"] = tls.leaf_domain_label
+        port = {"name": "https", "port": 443} if tls.mode != "off" else {"name": "http", "port": 80}
+        service = k8s.core.v1.Service(
+            f"{self._name}-service", metadata=self._meta(NAME, ns_name, annotations=annotations),
+            spec={"type": "LoadBalancer", "selector": selector(NAME, "router"),
+                  "ports": [{**port, "targetPort": "http", "protocol": "TCP"}]},
+            opts=opts)
+        # Peers count each other from the moment they start, so they split replica slots the same way.
+        k8s.core.v1.Service(
+            f"{self._name}-peers", metadata=self._meta(PEER_SERVICE, ns_name),
+            spec={"clusterIP": "None", "publishNotReadyAddresses": True, "selector": selector(NAME, "router"),
+                  "ports": [{"name": "admin", "port": ADMIN_PORT, "targetPort": "admin", "protocol": "TCP"}]},
+            opts=opts)
+        return service
+
+    def _network_policy(self, ns_name: str, opts) -> None:
+        router_pods = {"matchLabels": selector(NAME, "router")}
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-ingress", metadata=self._meta(NAME, ns_name),
+            spec={"podSelector": router_pods, "policyTypes": ["Ingress"],
+                  "ingress": [
+                      {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}]},  # clients, through the load balancer
+                      {"from": [{"podSelector": router_pods}],  # the admin port: peers only
+                       "ports": [{"port": ADMIN_PORT, "protocol": "TCP"}]},
+                  ]},
+            opts=opts)
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-default-deny", metadata=self._meta("default-deny", ns_name),
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]}, opts=opts)
+
+
+def _ingress_address(status) -> Optional[str]:
+    ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    return (ingress[0].ip or ingress[0].hostname) if ingress else None

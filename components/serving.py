@@ -1,0 +1,100 @@
+"""Everything that serves models on the cluster, wired from the stack config.
+
+Order matters only through dependencies: the models' identity and namespaces, the images, the router
+(whose namespace holds the keys), then one ModelService per service and per endpoint version.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+
+from components.cluster import ModelCluster
+from components.config import DeploymentSpec, ServiceSpec, StackConfig
+from components.endpoint import ModelEndpoint
+from components.image import image_of, images_for
+from components.keys import TokenSigningKey
+from components.model_service import Images, ModelService, Placement
+from components.model_store import ModelStore
+from components.pinned_image import by_digest
+from components.plumbing import DEVICE_PLUGIN_IMAGE, ModelsNamespace, device_plugin
+from components.router import Router, uses_token_auth
+from components.source_image import SourceImage
+from components.workspace import Workspace
+from policies.rules import capacity
+
+
+@dataclass
+class Serving:
+    router: Router
+    services: dict[str, ModelService]
+    endpoints: dict[str, ModelEndpoint]
+    signing_key: Optional[TokenSigningKey]
+
+
+def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: ModelCluster,
+                   pools: list[capacity.PoolCapacity]) -> Serving:
+    on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
+    store = ModelStore("models", root=root, resource_group_name=workspace.resource_group_name,
+                       location=cfg.workspace.location, storage_account_id=workspace.storage_account_id,
+                       storage_account_name=workspace.storage_account_name,
+                       container_name=workspace.models_container_name, oidc_issuer_url=cluster.oidc_issuer_url,
+                       namespaces=cfg.models_namespaces())
+    namespaces = {ns: ModelsNamespace(f"models-{ns}", ns, router_namespace=cfg.router.namespace,
+                                      client_id=store.client_id, tenant_id=store.tenant_id, opts=on_cluster)
+                  for ns in cfg.models_namespaces()}
+    registry = workspace.registry_login_server
+    environment_images = images_for(cfg, root, registry)
+    fetcher = SourceImage("fetcher-image", root / "fetcher", registry)
+    signing_key = TokenSigningKey("token-signing") if uses_token_auth(cfg) else None
+    router = Router("router", cfg, image=SourceImage("router-image", root / "router", registry).image_ref,
+                    location=cfg.cluster.location or cfg.workspace.location,
+                    models_namespaces={n: ns.namespace for n, ns in namespaces.items()},
+                    token_public_key=signing_key.public_key_pem if signing_key else None, opts=on_cluster)
+
+    def make_service(name: str, spec: DeploymentSpec, opts: pulumi.ResourceOptions,
+                     auth: Optional[ServiceSpec] = None) -> ModelService:
+        namespace = cfg.models_namespace_of(spec)
+        return ModelService(
+            name, spec, namespace=namespace,
+            images=Images(image_of(cfg, root, environment_images, spec.environment).image_ref, fetcher.image_ref),
+            store=store, blob_endpoint=workspace.blob_endpoint, container_name=workspace.models_container_name,
+            placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth,
+            opts=opts.merge(pulumi.ResourceOptions(depends_on=[namespaces[namespace]])))
+
+    services = {name: make_service(name, spec, on_cluster, auth=spec) for name, spec in cfg.services.items()}
+    endpoints = {name: ModelEndpoint(name, endpoint, router_namespace=router.namespace, opts=on_cluster,
+                                     make_service=lambda n, s, o: make_service(n, s, o))
+                 for name, endpoint in cfg.endpoints.items()}
+    if any(p.gpus_per_node for p in pools):
+        if cfg.cluster.attached:
+            pulumi.log.warn("cluster: the attached cluster has GPU pools; make sure the NVIDIA device plugin runs "
+                            "on them (this stack installs it only on clusters it creates)")
+        else:
+            device_plugin("nvidia-device-plugin", by_digest(DEVICE_PLUGIN_IMAGE), on_cluster)
+    return Serving(router, services, endpoints, signing_key)
+
+
+def scoring_outputs(serving: Serving, cfg: StackConfig) -> dict:
+    """Scoring and swagger URIs per service and endpoint (v1's scoring_uri / swagger_uri)."""
+    router = serving.router
+
+    def uri(path: str) -> pulumi.Output[Optional[str]]:
+        return router.host.apply(lambda host: f"{router.scheme}://{host}/api/v1/{path}" if host else None)
+
+    services = {name: {"scoringUri": uri(f"service/{name}/score"), "swaggerUri": uri(f"service/{name}/swagger.json"),
+                       "auth": spec.auth_mode} for name, spec in cfg.services.items()}
+    endpoints = {name: {"scoringUri": uri(f"endpoint/{name}/score"),
+                        "swaggerUri": uri(f"service/{name}-{e.default_version}/swagger.json"),
+                        "auth": e.auth_mode, "traffic": serving.endpoints[name].traffic}
+                 for name, e in cfg.endpoints.items()}
+    return {"services": services, "endpoints": endpoints}
+
+
+def key_outputs(serving: Serving) -> pulumi.Output[dict]:
+    """Every key-auth service's and endpoint's keys, as one secret (v1's get_keys())."""
+    keys = {name: {"primaryKey": owner.primary_key, "secondaryKey": owner.secondary_key}
+            for name, owner in [*serving.services.items(), *serving.endpoints.items()] if owner.primary_key is not None}
+    return pulumi.Output.secret(keys)
