@@ -150,3 +150,21 @@ def endpoint_slice(name: str, service: str, port: int, endpoints: list[dict]) ->
 def endpoint(address: str, ready=True, serving=None, terminating=False) -> dict:
     serving = ready if serving is None else serving
     return {"addresses": [address], "conditions": {"ready": ready, "serving": serving, "terminating": terminating}}
+
+
+# Every API call router pods made in test_router_kubernetes (namespaces: "models" is a models namespace,
+# "router-ns" the router's own). That test asserts the routers asked for exactly these; the stack's
+# tests assert the router's Roles grant exactly these (tests/test_serving.py).
+ROUTER_API_CALLS = {
+    ("list", "discovery.k8s.io", "endpointslices", "", "models"),
+    ("watch", "discovery.k8s.io", "endpointslices", "", "models"),
+    ("list", "discovery.k8s.io", "endpointslices", "", "router-ns"),
+    ("watch", "discovery.k8s.io", "endpointslices", "", "router-ns"),
+    ("get", "apps", "deployments", "scale", "models"),
+    ("patch", "apps", "deployments", "scale", "models"),
+    ("get", "coordination.k8s.io", "leases", "", "router-ns"),
+    ("create", "coordination.k8s.io", "leases", "", "router-ns"),
+    ("update", "coordination.k8s.io", "leases", "", "router-ns"),
+    ("list", "", "secrets", "", "router-ns"),
+    ("watch", "", "secrets", "", "router-ns"),
+}

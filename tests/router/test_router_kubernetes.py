@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
-from kube_standin import StandInApiServer, endpoint, endpoint_slice
+from kube_standin import ROUTER_API_CALLS, StandInApiServer, endpoint, endpoint_slice
 from router.backends.kubernetes import Cluster
 from router.settings import RouterConfig
 
@@ -143,19 +143,7 @@ async def test_routers_discover_replicas_elect_a_leader_share_slots_and_scale(st
             await admin.close()
 
     # Every API call the routers made, for the stack's Role: exactly these and nothing more.
-    assert set(standin.calls) == {
-        ("list", "discovery.k8s.io", "endpointslices", "", "models"),
-        ("watch", "discovery.k8s.io", "endpointslices", "", "models"),
-        ("list", "discovery.k8s.io", "endpointslices", "", "router-ns"),
-        ("watch", "discovery.k8s.io", "endpointslices", "", "router-ns"),
-        ("get", "apps", "deployments", "scale", "models"),
-        ("patch", "apps", "deployments", "scale", "models"),
-        ("get", "coordination.k8s.io", "leases", "", "router-ns"),
-        ("create", "coordination.k8s.io", "leases", "", "router-ns"),
-        ("update", "coordination.k8s.io", "leases", "", "router-ns"),
-        ("list", "", "secrets", "", "router-ns"),
-        ("watch", "", "secrets", "", "router-ns"),
-    }
+    assert set(standin.calls) == ROUTER_API_CALLS
 
 
 async def test_leadership_moves_when_the_leader_stops_renewing(standin, tmp_path):

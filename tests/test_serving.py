@@ -1,0 +1,308 @@
+"""The serving half of the stack under Pulumi's mocks: model services, endpoints, the router, plumbing.
+
+Azure and the Kubernetes API server cannot run here; `AzureStandIn` answers for Azure, and the objects
+checked are the Kubernetes objects exactly as the program registers them.
+"""
+import json
+
+import pytest
+import yaml
+
+from components.keys import KEYS_FOR_LABEL
+from fetcher.content import folder_hash
+from pulumi_mocks import ROOT, run_program, stack_file_config
+from router.settings import RouterConfig
+from tests.router.kube_standin import ROUTER_API_CALLS
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"  # a secret's wire form
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return run_program(stack_file_config("dev"), stack="dev")
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return run_program(prod_with_models(), stack="prod")
+
+
+def prod_with_models(**extra_services):
+    """The prod stack with a CPU and a GPU model (the checked-in prod config deploys none)."""
+    config = stack_file_config("prod")
+    dev = stack_file_config("dev")
+    config["environments"] = dev["environments"]
+    config["services"] = {
+        "diabetes": {**dev["services"]["diabetes"], "autoscale": {"minReplicas": 2, "maxReplicas": 6}},
+        "vision": {"environment": "numpy", "entryScript": "models/sentiment/score.py",
+                   "models": ["models/sentiment/model-v1"], "gpuCores": 1, "cpuCores": 2, "memoryGb": 8},
+        **extra_services,
+    }
+    return config
+
+
+def k8s_objects(run, kind=None):
+    return [r for r in run.resources if r.type.startswith("kubernetes:") and (kind is None or r.inputs.get("kind") == kind)]
+
+
+def deployment(run, name):
+    return next(r.inputs for r in run.of_type(DEPLOYMENT) if r.inputs["metadata"]["name"] == name)
+
+
+def router_config(run) -> dict:
+    config_map = next(r.inputs for r in run.of_type("kubernetes:core/v1:ConfigMap")
+                      if r.inputs["metadata"]["name"] == "router-config")
+    return yaml.safe_load(config_map["data"]["config.yaml"])
+
+
+def env_of(container) -> dict:
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+# ---------------------------------------------------------------- the graph
+
+
+def test_every_service_and_endpoint_version_is_a_model_service_in_the_models_namespace(dev):
+    assert sorted(r.name for r in dev.of_type("aks-serving:index:ModelService")) == [
+        "diabetes", "sentiment", "sentiment-ab-v1", "sentiment-ab-v2"]
+    models = [r.inputs for r in dev.of_type(DEPLOYMENT)
+              if r.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "model"]
+    assert sorted(d["metadata"]["name"] for d in models) == ["diabetes", "sentiment", "sentiment-ab-v1", "sentiment-ab-v2"]
+    assert {d["metadata"]["namespace"] for d in models} == {"aks-serving-models"}
+    for d in models:
+        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "aks-serving"
+        assert d["metadata"]["labels"]["app.kubernetes.io/name"] == d["metadata"]["name"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_deployment_declares_a_replica_count_and_no_hpa_targets_a_model(stack, dev, prod):
+    run = {"dev": dev, "prod": prod}[stack]
+    assert all("replicas" not in r.inputs["spec"] for r in run.of_type(DEPLOYMENT))
+    model_names = {r.inputs["metadata"]["name"] for r in run.of_type(DEPLOYMENT)
+                   if r.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "model"}
+    assert all(h.inputs["spec"]["scaleTargetRef"]["name"] not in model_names for h in run.of_type(HPA))
+
+
+def test_the_router_hpa_exists_only_on_production(dev, prod):
+    assert dev.of_type(HPA) == []
+    (hpa,) = [h.inputs for h in prod.of_type(HPA)]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "router"}
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 6  # Pulumi.prod.yaml's router
+
+
+# ---------------------------------------------------------------- model pods
+
+
+def test_a_model_pod_fetches_its_files_by_content_hash_and_serves_with_the_configs_timeouts(dev):
+    pod = deployment(dev, "diabetes")["spec"]["template"]
+    spec = pod["spec"]
+    (fetch,) = spec["initContainers"]
+    args = fetch["args"]
+    copies = [args[i + 1] for i, a in enumerate(args) if a == "--copy"]
+    assert copies == [f"code/{folder_hash(ROOT / 'models/diabetes')}=/var/azureml-app/code",
+                      f"models/{_models_hash('models/diabetes/model')}=/var/azureml-app/azureml-models"]
+    assert args[args.index("--account-url") + 1] == "https://mlwdevmdlq7x2k9.blob.core.windows.net/"
+    (model,) = spec["containers"]
+    env = env_of(model)
+    assert env["AZUREML_ENTRY_SCRIPT"] == "/var/azureml-app/code/score.py"
+    assert env["AZUREML_MODEL_DIR"] == "/var/azureml-app/azureml-models/model"
+    assert env["SCORING_TIMEOUT_MS"] == "60000" and int(env["WORKER_TIMEOUT"]) > 60
+    # Probes hit the server's separate health listener, never the scoring port.
+    assert model["livenessProbe"]["httpGet"]["port"] == "health" == model["readinessProbe"]["httpGet"]["port"]
+    assert model["livenessProbe"]["initialDelaySeconds"] == 310 and model["livenessProbe"]["periodSeconds"] == 10
+    assert {p["name"]: p["containerPort"] for p in model["ports"]} == {"http": 5001, "health": 5000}
+    assert spec["terminationGracePeriodSeconds"] > model["lifecycle"]["preStop"]["sleep"]["seconds"] + 60
+    # Workload identity, not a secret: the pod runs as the federated ServiceAccount.
+    assert spec["serviceAccountName"] == "model" and pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    text = json.dumps(pod)
+    assert "AccountKey" not in text and "sig=" not in text and "secretKeyRef" not in text
+
+
+def _models_hash(*paths):
+    from fetcher.content import content_hash, folder_files
+    return content_hash((f"{(ROOT / p).name}/{rel}", f.read_bytes()) for p in paths for rel, f in folder_files(ROOT / p))
+
+
+def test_model_pods_meet_restricted_pod_security_with_a_read_only_root(dev):
+    for name in ("diabetes", "sentiment"):
+        spec = deployment(dev, name)["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for container in spec["containers"] + spec["initContainers"]:
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert set(container["resources"]["requests"]) >= {"cpu", "memory"}
+            assert set(container["resources"]["limits"]) >= {"cpu", "memory"}
+
+
+def test_requests_and_limits_follow_the_config_and_gpu_models_land_on_the_gpu_pool(prod):
+    diabetes = deployment(prod, "diabetes")["spec"]["template"]["spec"]
+    assert diabetes["containers"][0]["resources"] == {"requests": {"cpu": "100m", "memory": "512Mi"},
+                                                      "limits": {"cpu": "100m", "memory": "512Mi"}}
+    assert "tolerations" not in diabetes and "nodeSelector" not in diabetes
+    vision = deployment(prod, "vision")["spec"]["template"]["spec"]
+    assert vision["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert vision["nodeSelector"] == {"kubernetes.azure.com/agentpool": "gpu"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in vision["tolerations"]
+
+
+def test_a_pdb_only_where_min_replicas_is_above_one(prod):
+    pdbs = {r.inputs["metadata"]["name"] for r in prod.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+            if r.inputs["metadata"]["namespace"] == "aks-serving-models"}
+    assert pdbs == {"diabetes"}  # minReplicas 2; vision runs with the default minimum of 1
+
+
+def test_the_device_plugin_runs_on_gpu_nodes_by_digest_only_when_a_gpu_pool_exists(dev, prod):
+    assert dev.of_type("kubernetes:apps/v1:DaemonSet") == []
+    (plugin,) = [r.inputs for r in prod.of_type("kubernetes:apps/v1:DaemonSet")]
+    pod = plugin["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "nvcr.io/nvidia/k8s-device-plugin@sha256:" + "7d" * 32
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["nodeSelector"] == {"aks-serving/accelerator": "nvidia-gpu"}
+
+
+# ---------------------------------------------------------------- images
+
+
+def test_services_sharing_an_environment_share_one_image_and_every_image_is_by_digest(dev):
+    # sentiment and both endpoint versions use the numpy environment; diabetes uses sklearn.
+    assert len(dev.of_type("aks-serving:index:EnvironmentImage")) == 2
+    images = {c["image"] for d in dev.of_type(DEPLOYMENT)
+              for c in d.inputs["spec"]["template"]["spec"]["containers"] + d.inputs["spec"]["template"]["spec"].get("initContainers", [])}
+    assert all("@sha256:" in image for image in images)
+    numpy = {deployment(dev, n)["spec"]["template"]["spec"]["containers"][0]["image"]
+             for n in ("sentiment", "sentiment-ab-v1", "sentiment-ab-v2")}
+    assert len(numpy) == 1
+
+
+def test_an_unchanged_config_gives_the_same_image_tags_on_a_second_run(dev):
+    again = run_program(stack_file_config("dev"), stack="dev")
+    tags = lambda run: sorted(r.inputs["imageName"] for r in run.of_type("docker:index/image:Image"))  # noqa: E731
+    assert tags(again) == tags(dev) and len(tags(dev)) == 4  # two environments, the router, the fetcher
+
+
+def test_a_preview_registers_the_serving_graph_with_unknown_digests():
+    run = run_program(stack_file_config("dev"), stack="dev", preview=True)
+    assert len([r for r in run.of_type(DEPLOYMENT)]) == 5
+    assert run.exports["services"]["diabetes"]["auth"] == "key"
+
+
+# ---------------------------------------------------------------- keys and outputs
+
+
+def test_keys_live_in_labelled_secrets_in_the_routers_namespace(dev):
+    secrets = {r.inputs["metadata"]["name"]: r.inputs for r in dev.of_type("kubernetes:core/v1:Secret")}
+    assert set(secrets) == {"diabetes-keys", "sentiment-ab-keys"}  # sentiment uses tokens
+    for name, secret in secrets.items():
+        assert secret["metadata"]["namespace"] == "aks-serving"
+        assert secret["metadata"]["labels"][KEYS_FOR_LABEL] == name.removesuffix("-keys")
+        data = secret["stringData"]
+        assert data[SECRET_SIG] == SECRET_VALUE  # the provider holds it as a secret
+        assert set(data["value"]) == {"primaryKey", "secondaryKey"}
+
+
+def test_bumping_the_primary_key_version_regenerates_only_the_primary(dev):
+    config = stack_file_config("dev")
+    config["services"]["diabetes"]["keys"] = {"primaryVersion": 2}
+    bumped = run_program(config, stack="dev")
+    before, after = dev.exports["keys"]["diabetes"], bumped.exports["keys"]["diabetes"]
+    assert after["primaryKey"] != before["primaryKey"]
+    assert after["secondaryKey"] == before["secondaryKey"]
+    assert bumped.exports["keys"]["sentiment-ab"] == dev.exports["keys"]["sentiment-ab"]
+
+
+def test_outputs_give_scoring_uris_and_no_secret_in_a_plain_output(dev):
+    assert dev.exports["routerAddress"] == "20.31.42.53"
+    assert dev.exports["services"]["diabetes"] == {
+        "scoringUri": "http://20.31.42.53/api/v1/service/diabetes/score",
+        "swaggerUri": "http://20.31.42.53/api/v1/service/diabetes/swagger.json", "auth": "key"}
+    assert dev.exports["endpoints"]["sentiment-ab"]["scoringUri"] == "http://20.31.42.53/api/v1/endpoint/sentiment-ab/score"
+    assert dev.exports["endpoints"]["sentiment-ab"]["traffic"] == {"v1": 80, "v2": 20}
+    assert {"keys", "kubeconfig", "tokenSigningKey"} <= dev.secret_exports
+    secrets = [k for owner in dev.exports["keys"].values() for k in owner.values()]
+    secrets += [dev.exports["kubeconfig"], dev.exports["tokenSigningKey"]]
+    plain = json.dumps({k: v for k, v in dev.exports.items() if k not in dev.secret_exports})
+    assert all(s and s not in plain for s in secrets)
+
+
+# ---------------------------------------------------------------- the router
+
+
+def test_the_router_config_is_the_typed_config_with_kubernetes_backends(dev):
+    document = router_config(dev)
+    config = RouterConfig.model_validate(document)
+    assert config.services["diabetes"].backend.model_dump() == {
+        "kind": "kubernetes", "namespace": "aks-serving-models", "service": "diabetes", "deployment": "diabetes",
+        "port": 5001, "scheme": "http"}
+    assert config.services["diabetes"].auth.key_secret_labels == {KEYS_FOR_LABEL: "diabetes"}
+    assert config.services["sentiment"].auth.mode == "token"
+    assert config.services["sentiment-ab-v1"].auth.key_secret_labels == {KEYS_FOR_LABEL: "sentiment-ab"}
+    assert config.endpoints["sentiment-ab"].traffic_shares() == {"v1": 80, "v2": 20}
+    assert config.router.cluster.namespace == "aks-serving" and config.router.cluster.peer_service == "router-peers"
+    # Every service says how it authenticates; none falls back to a default.
+    assert all("auth" in s for s in document["services"].values())
+
+
+def test_the_routers_roles_grant_exactly_the_calls_the_router_makes(prod):
+    granted = set()
+    for role in prod.of_type(ROLE):
+        ns = role.inputs["metadata"]["namespace"]
+        kind = "router-ns" if ns == "aks-serving" else "models"
+        for rule in role.inputs["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    name, _, sub = resource.partition("/")
+                    granted |= {(verb, group, name, sub, kind) for verb in rule["verbs"]}
+    assert granted == ROUTER_API_CALLS
+    assert prod.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == []
+    bindings = prod.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert {b.inputs["subjects"][0]["name"] for b in bindings} == {"router"}
+
+
+def test_the_router_pod_is_restricted_probed_on_admin_and_found_by_its_peers(dev, prod):
+    router = deployment(prod, "router")
+    assert router["metadata"]["labels"]["app.kubernetes.io/component"] == "router"
+    (container,) = router["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["port"] == "admin" == container["livenessProbe"]["httpGet"]["port"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "@sha256:" in container["image"]
+    peers = next(r.inputs for r in prod.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "router-peers")
+    assert peers["spec"]["clusterIP"] == "None" and peers["spec"]["publishNotReadyAddresses"] is True
+    assert peers["spec"]["ports"][0]["port"] == 8081
+
+
+def test_an_internal_load_balancer_names_its_subnet_and_custom_tls_serves_https():
+    config = stack_file_config("dev")
+    config["router"] = {"loadBalancer": {"type": "internal", "subnet": "snet-serving"},
+                        "tls": {"mode": "custom", "cname": "ml.contoso.com", "cert": "CERT", "key": "KEY"}}
+    run = run_program(config, stack="dev", secret_sections=("router",))
+    service = next(r.inputs for r in run.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "router")
+    assert service["metadata"]["annotations"] == {
+        "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
+        "service.beta.kubernetes.io/azure-load-balancer-internal-subnet": "snet-serving"}
+    assert service["spec"]["ports"][0]["port"] == 443
+    tls = next(r.inputs for r in run.of_type("kubernetes:core/v1:Secret") if r.inputs["metadata"]["name"] == "router-tls")
+    assert tls["type"] == "kubernetes.io/tls"
+    assert run.exports["services"]["diabetes"]["scoringUri"] == "https://ml.contoso.com/api/v1/service/diabetes/score"
+
+
+# ---------------------------------------------------------------- network
+
+
+def test_models_are_fenced_in_and_only_router_pods_reach_them(dev):
+    policies = {r.inputs["metadata"]["name"]: r.inputs for r in dev.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+                if r.inputs["metadata"]["namespace"] == "aks-serving-models"}
+    assert policies["default-deny"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    (rule,) = policies["from-router"]["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 5001, "protocol": "TCP"}]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "aks-serving"}},
+                             "podSelector": {"matchLabels": {"app.kubernetes.io/component": "router"}}}]
+    router = next(r.inputs for r in dev.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+                  if r.inputs["metadata"]["namespace"] == "aks-serving" and r.inputs["metadata"]["name"] == "router")
+    admin = [i for i in router["spec"]["ingress"] if i["ports"][0]["port"] == 8081]
+    assert admin == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "router",
+                                                                   "app.kubernetes.io/name": "router"}}}],
+                      "ports": [{"port": 8081, "protocol": "TCP"}]}]
