@@ -5,10 +5,20 @@ PY := $(VENV)/bin/python
 # The Azure ML inference server pins pydantic and opentelemetry versions that clash with Pulumi's,
 # so the model servers run from a virtualenv of their own.
 INFERENCE_VENV := .venv-inference
+# pulumi-policy pins protobuf 5 and the program protobuf 6, so the CrossGuard pack runs from a virtualenv of
+# its own (policies/PulumiPolicy.yaml points `pulumi preview --policy-pack policies` at the same one).
+POLICY_VENV := .venv-policies
+# checkov pins packaging<24 and Pulumi needs >=26, so the manifest scanner has a virtualenv of its own too.
+CHECKOV_VENV := .venv-checkov
 STACK ?= dev
-REQUIREMENTS := requirements.txt router/requirements.txt router/requirements-test.txt
+REQUIREMENTS := requirements.txt router/requirements.txt router/requirements-test.txt fetcher/requirements.txt
+# check-jsonschema, for the workflow files in .github/ (its schemas ship in the package).
+REQUIREMENTS += tools/requirements-workflows.txt
+# Azurite (Microsoft's storage emulator, from npm) stands in for Azure Storage in the fetcher's tests.
+TOOLS := .tools
+AZURITE_VERSION := 3.35.0
 
-.PHONY: run token status describe test bench venv clean
+.PHONY: run token status describe test bench bench-program venv clean
 
 # A virtualenv is rebuilt only when its requirements change (the stamp records that).
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -21,7 +31,22 @@ $(INFERENCE_VENV)/.installed: router/requirements-inference.txt
 	$(INFERENCE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-venv: $(VENV)/.installed $(INFERENCE_VENV)/.installed
+$(POLICY_VENV)/.installed: policies/requirements.txt
+	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(CHECKOV_VENV)/.installed: tools/requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(TOOLS)/.installed-azurite-$(AZURITE_VERSION):
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+	npm install --silent --no-fund --no-audit --prefix $(TOOLS) azurite@$(AZURITE_VERSION)
+	touch $@
+
+venv: $(VENV)/.installed $(INFERENCE_VENV)/.installed $(POLICY_VENV)/.installed $(CHECKOV_VENV)/.installed $(TOOLS)/.installed-azurite-$(AZURITE_VERSION)
 
 # Every test; none is skipped for want of the inference server, which is installed first.
 test: venv
@@ -30,6 +55,16 @@ test: venv
 # Router overhead and throughput against nginx and a bare aiohttp proxy (installs nginx and wrk).
 bench: venv
 	bench/run.sh
+
+# The Pulumi program's own cost (wall time, peak RSS) under mocks for 1, 100 and 1,000 services.
+bench-program: $(VENV)/.installed
+	$(PY) bench/program_cost.py
+
+# The offline pull-request check (no cloud, no Pulumi CLI): the program under mocks, the policy pack,
+# kubernetes-validate and checkov; writes build/$(STACK)/ and fails on a violation. make check STACK=prod
+.PHONY: check
+check: $(VENV)/.installed $(POLICY_VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(PY) -m tools.check --stack $(STACK)
 
 # Serves the stack's services and endpoints on 127.0.0.1 in the foreground (Ctrl-C stops everything).
 run: $(VENV)/.installed
@@ -48,4 +83,4 @@ describe: $(VENV)/.installed
 	$(PY) -m components.describe Pulumi.$(STACK).yaml
 
 clean:
-	rm -rf $(VENV) $(INFERENCE_VENV) .serving build
+	rm -rf $(VENV) $(INFERENCE_VENV) $(POLICY_VENV) $(CHECKOV_VENV) $(TOOLS) .serving build

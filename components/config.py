@@ -479,9 +479,7 @@ class Endpoint(AuthSettings):
     def _rules(self) -> "Endpoint":
         for name in self.versions:
             # Short names like v1 are fine: the service-name rule applies to <endpoint>-<version>.
-            if not naming.SERVICE_NAME_PATTERN.match(name):
-                raise ValueError(f"versions.{name}: must be lowercase letters, digits and hyphens, "
-                                 "start with a letter and end with a letter or digit")
+            _named(f"versions.{name}", naming.check_version_name, name)
         total = sum(v.traffic_percentile for v in self.versions.values())
         if total > 100:
             raise ValueError(f"versions: traffic percentiles add up to {total:g}; they may add up to at most 100")

@@ -45,7 +45,7 @@ PLATFORM = "linux/amd64"
 PORT = 5001
 APP_ROOT = "/var/azureml-app"
 CONDA_ENV = "/opt/azureml/env"
-APP_UID = 1000
+APP_UID = 10001  # >= 10000: never a UID the node itself uses (checkov CKV_K8S_40)
 NULL_USER = "00000000-0000-0000-0000-000000000000"  # ACR's user for Entra-exchanged refresh tokens
 INFERENCE_REQUIREMENTS = Path("router/requirements-inference.txt")
 _SERVER_PIN = re.compile(r"^azureml-inference-server-http==(\S+)\s*$", re.MULTILINE)

@@ -47,6 +47,9 @@ class Registered:
     inputs: dict
     parent: str = ""
     ignore_changes: list[str] = field(default_factory=list)
+    # Outputs the SDK declares secret (a generated password or key): the engine stores them marked,
+    # the mock's state holds them plain, so whoever writes a record out must redact them.
+    secret_outputs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -153,14 +156,14 @@ class AzureStandIn(mocks.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """Records what only the raw registration carries: the parent and ignoreChanges."""
+    """Records what only the raw registration carries: the parent, ignoreChanges and additionalSecretOutputs."""
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.mocks.created.append(Registered(
                 request.type, request.name, dict(self.resources[response.urn].state) if request.custom else {},
-                request.parent, list(request.ignoreChanges)))
+                request.parent, list(request.ignoreChanges), list(request.additionalSecretOutputs)))
         return response
 
 

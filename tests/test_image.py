@@ -90,7 +90,7 @@ def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root():
     assert any(l.startswith("RUN conda env create --prefix /opt/azureml/env --file /tmp/conda.yml") for l in lines)
     server = lines.index("RUN python -m pip install --no-cache-dir azureml-inference-server-http==1.5.1")
     step = lines.index("RUN apt-get update && apt-get install -y libgomp1")
-    user = lines.index("USER 1000:1000")
+    user = lines.index("USER 10001:10001")
     assert server < step < user  # the Docker steps run as root, after the environment exists
     assert "USER root" not in lines[user:]
     assert lines[-2:] == ["EXPOSE 5001", 'CMD ["azmlinfsrv", "--port", "5001"]']

@@ -38,6 +38,7 @@ from .naming import (
     check_resource_id_for_aks,
     check_service_name,
     check_storage_account_name,
+    check_version_name,
     parse_aks_resource_id,
 )
 from .vm_sizes import VmSize, lookup_vm_size
@@ -50,6 +51,6 @@ __all__ = [
     "Finding", "PoolCapacity", "VmSize",
     "check_cluster_name", "check_dns1123_label", "check_dns1123_subdomain", "check_namespace",
     "check_node_pool_name", "check_registry_name", "check_resource_id_for_aks", "check_service_name",
-    "check_storage_account_name", "describe_pools", "lookup_vm_size", "parse_aks_resource_id",
+    "check_storage_account_name", "check_version_name", "describe_pools", "lookup_vm_size", "parse_aks_resource_id",
     "purpose_findings", "system_pool_findings", "total_nodes", "total_vcpus",
 ]

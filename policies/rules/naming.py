@@ -48,6 +48,13 @@ def check_service_name(name: object) -> str | None:
                                               "start with a letter and end with a letter or digit", range(3, 33))
 
 
+def check_version_name(name: object) -> str | None:
+    """An endpoint version's own name: the service-name pattern without its length rule (short names like v1
+    are fine); the service the version runs as, `<endpoint>-<version>`, takes check_service_name."""
+    return _check(name, SERVICE_NAME_PATTERN, "must be lowercase letters, digits and hyphens, "
+                                              "start with a letter and end with a letter or digit")
+
+
 def check_dns1123_label(name: object) -> str | None:
     return _check(name, DNS1123_LABEL_PATTERN, "must be a DNS-1123 label: at most 63 lowercase letters, digits "
                                                "and hyphens, starting and ending with a letter or digit", range(1, 64))

@@ -31,6 +31,17 @@ def test_service_name_rejected(name):
     assert naming.check_service_name(name).startswith("must be 3-32 characters")
 
 
+@pytest.mark.parametrize("name", ["v1", "v", "blue", "a" * 40])
+def test_version_name_ok(name):
+    """A version's own name has no length rule; the service it runs as (<endpoint>-<version>) has."""
+    assert naming.check_version_name(name) is None
+
+
+@pytest.mark.parametrize("name", ["V1", "1v", "v1-", "v_1", "", None])
+def test_version_name_rejected(name):
+    assert naming.check_version_name(name).startswith("must be lowercase letters, digits and hyphens")
+
+
 def test_dns1123_label():
     assert naming.check_dns1123_label("a") is None
     assert naming.check_dns1123_label("a" * 63) is None

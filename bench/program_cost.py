@@ -1,0 +1,137 @@
+"""Program cost: the Pulumi program under mocks for 1, 100 and 1,000 services, beside the SDK's floor.
+
+`python bench/program_cost.py [--sizes 1,100,1000]` (or `make bench-program`). For each size a fresh
+process runs __main__.py under tests/pulumi_mocks.py with a stack config shaped like Pulumi.dev.yaml whose
+N services all use the sklearn environment and the diabetes model; another fresh process registers as many
+bare `pulumi_random.RandomString`s as the program registered, under the same mocks: the per-resource floor.
+The program registers only typed provider-SDK resources, so the floor is the cheapest of those (a raw
+`pulumi.CustomResource` skips the SDK's typed-arguments layer: about 1.1 ms here against 2.7 ms).
+Wall time is the run alone; peak RSS is the child's ru_maxrss. Both children import the same modules
+before the clock starts, so the fixed cost of imports is in both RSS figures and in neither time.
+
+Goals (issue 5): linear growth, within 1.5 x the floor, <= 1.5 GB at 1,000 services.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_RATIO, GOAL_RSS_MB = 1.5, 1536
+
+
+def bench_config(services: int) -> dict:
+    """Pulumi.dev.yaml's sections with `services` copies of its diabetes service and nothing else."""
+    from pulumi_mocks import stack_file_config
+
+    dev = stack_file_config("dev")
+    diabetes = dev["services"]["diabetes"]
+    config = {k: copy.deepcopy(v) for k, v in dev.items() if k not in ("services", "endpoints", "environments")}
+    config["environments"] = {"sklearn": dev["environments"]["sklearn"]}
+    config["services"] = {f"svc-{i:04d}": copy.deepcopy(diabetes) for i in range(services)}
+    return config
+
+
+def _preload() -> None:
+    """Import the mocks and every program module, so neither child's clock includes imports."""
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    importlib.import_module("pulumi_mocks")
+    for path in sorted((ROOT / "components").glob("*.py")):
+        importlib.import_module(f"components.{path.stem}")
+
+
+def child_program(services: int) -> dict:
+    from pulumi_mocks import run_program
+
+    config = bench_config(services)
+    start = time.perf_counter()
+    run = run_program(config, stack="dev")
+    return {"seconds": time.perf_counter() - start, "resources": len(run.resources)}
+
+
+def child_floor(resources: int) -> dict:
+    """`resources` bare registrations under the same stand-in and recording monitor as run_program."""
+    import asyncio
+
+    import pulumi_random
+    from pulumi.runtime import mocks, settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+    from pulumi_mocks import AzureStandIn, RecordingMonitor
+
+    stand_in = AzureStandIn()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.reset_options(project="aks-serving", stack="dev", preview=False)
+    mocks.set_mocks(stand_in, project="aks-serving", stack="dev", preview=False, monitor=RecordingMonitor(stand_in))
+
+    def program():
+        for i in range(resources):
+            pulumi_random.RandomString(f"bare-{i}", length=8)
+
+    start = time.perf_counter()
+    _sync_await(run_pulumi_func(program))
+    return {"seconds": time.perf_counter() - start, "resources": len(stand_in.created)}
+
+
+def measure(mode: str, n: int) -> dict:
+    """Run one child; its JSON result plus its peak RSS in MB (ru_maxrss is in KiB on Linux)."""
+    child = subprocess.Popen([sys.executable, __file__, "--child", mode, str(n)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+    if child.returncode != 0:
+        raise SystemExit(f"{mode} child for {n} exited {child.returncode}")
+    return {**json.loads(out.strip().splitlines()[-1]), "rss_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,100,1000", help="service counts, comma-separated")
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, n = args.child[0], int(args.child[1])
+        _preload()
+        result = child_program(n) if mode == "program" else child_floor(n)
+        print(json.dumps(result), flush=True)
+        # Skip interpreter teardown: the mocks' event loops complain when collected after their selectors
+        # closed, which is noise, and tearing down thousands of resources is no part of the program's cost.
+        os._exit(0)
+
+    rows = []
+    print(f"{'services':>8} {'resources':>9} {'program s':>9} {'floor s':>8} {'time x':>6} "
+          f"{'ms/res':>6} {'floor ms/res':>12} {'RSS MB':>7} {'floor MB':>8} {'RSS x':>5}", flush=True)
+    for services in (int(s) for s in args.sizes.split(",")):
+        program = measure("program", services)
+        floor = measure("floor", program["resources"])
+        rows.append((services, program, floor))
+        n = program["resources"]
+        print(f"{services:>8} {n:>9} {program['seconds']:>9.2f} {floor['seconds']:>8.2f} "
+              f"{program['seconds'] / floor['seconds']:>6.2f} {1000 * program['seconds'] / n:>6.2f} "
+              f"{1000 * floor['seconds'] / n:>12.2f} {program['rss_mb']:>7.0f} {floor['rss_mb']:>8.0f} "
+              f"{program['rss_mb'] / floor['rss_mb']:>5.2f}", flush=True)
+
+    (s_lo, lo, _), (s_hi, hi, hi_floor) = rows[-2] if len(rows) > 1 else rows[-1], rows[-1]
+    if s_hi > s_lo:
+        print(f"growth {s_lo} -> {s_hi} services: resources x{hi['resources'] / lo['resources']:.1f}, "
+              f"program time x{hi['seconds'] / lo['seconds']:.1f} (linear when the two match)")
+    ratio, rss = hi["seconds"] / hi_floor["seconds"], hi["rss_mb"]
+    print(f"at {s_hi} services: {ratio:.2f} x the floor (goal <= {GOAL_RATIO}: {_verdict(ratio <= GOAL_RATIO)}), "
+          f"peak RSS {rss:.0f} MB (goal <= {GOAL_RSS_MB}: {_verdict(rss <= GOAL_RSS_MB)})")
+    return 0
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "not met"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

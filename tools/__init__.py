@@ -1,0 +1,1 @@
+"""Helpers for checks and tooling that run outside the Pulumi program."""
