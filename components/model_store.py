@@ -43,6 +43,7 @@ class ModelStore(pulumi.ComponentResource):
         self._name, self.root = name, root
         self._account, self._container, self._rg = storage_account_name, container_name, resource_group_name
         self._uploads: dict[str, Upload] = {}
+        self._by_sources: dict[tuple, Upload] = {}
         self._blobs: dict[str, storage.Blob] = {}
         child = pulumi.ResourceOptions(parent=self)
         identity = managedidentity.UserAssignedIdentity(
@@ -69,6 +70,9 @@ class ModelStore(pulumi.ComponentResource):
 
     def upload(self, kind: str, sources: list[tuple[str, Path]]) -> Upload:
         """Upload folders (or files), each under its name inside the prefix; `sources` = [(name, path)]."""
+        key = (kind, tuple((name, str(source)) for name, source in sources))
+        if key in self._by_sources:  # many services share one model or code folder: read and hash it once
+            return self._by_sources[key]
         files = [(f"{name}/{rel}" if name else rel, path)
                  for name, source in sources for rel, path in folder_files(self.root / source)]
         if not files:
@@ -76,6 +80,7 @@ class ModelStore(pulumi.ComponentResource):
         prefix = f"{kind}/{content_hash((rel, path.read_bytes()) for rel, path in files)}"
         if prefix not in self._uploads:
             self._uploads[prefix] = Upload(prefix, tuple(self._blob(f"{prefix}/{rel}", path) for rel, path in files))
+        self._by_sources[key] = self._uploads[prefix]
         return self._uploads[prefix]
 
     def _blob(self, blob_name: str, path: Path) -> storage.Blob:

@@ -47,6 +47,9 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
                   for ns in cfg.models_namespaces()}
     registry = workspace.registry_login_server
     environment_images = images_for(cfg, root, registry)
+    # By environment name, hashed once each (the hash reads the conda file).
+    image_refs = {env: image_of(cfg, root, environment_images, env).image_ref
+                  for env in {spec.environment for _, _, spec in cfg.deployments()}}
     fetcher = SourceImage("fetcher-image", root / "fetcher", registry)
     signing_key = TokenSigningKey("token-signing") if uses_token_auth(cfg) else None
     router = Router("router", cfg, image=SourceImage("router-image", root / "router", registry).image_ref,
@@ -59,7 +62,7 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
         namespace = cfg.models_namespace_of(spec)
         return ModelService(
             name, spec, namespace=namespace,
-            images=Images(image_of(cfg, root, environment_images, spec.environment).image_ref, fetcher.image_ref),
+            images=Images(image_refs[spec.environment], fetcher.image_ref),
             store=store, blob_endpoint=workspace.blob_endpoint, container_name=workspace.models_container_name,
             placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth,
             opts=opts.merge(pulumi.ResourceOptions(depends_on=[namespaces[namespace]])))
