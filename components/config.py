@@ -536,6 +536,10 @@ class StackConfig(_Model):
             if not tls.leaf_domain_label:
                 raise ValueError("router.tls.leafDomainLabel: tls mode auto needs a leafDomainLabel")
             _named("router.tls.leafDomainLabel", naming.check_dns1123_label, tls.leaf_domain_label)
+            # The cert-manager side is written (components/auto_tls.py); the router does not yet forward
+            # ACME HTTP-01 challenges to the solver pods, so no certificate could ever be issued.
+            raise ValueError("router.tls.mode: auto is not available yet (the router does not answer ACME "
+                             "challenges); use mode custom with your own certificate, or off")
         if tls.mode == "custom":
             given = {k: getattr(tls, k) is not None or f"router.tls.{k}" in self.unset_secrets
                      for k in ("cname", "cert", "key")}

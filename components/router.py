@@ -20,6 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.auto_tls import SOLVER_LABEL, SOLVER_PORT, AutoTls
 from components.config import AuthSettings, DeploymentSpec, StackConfig
 from components.image import PORT as MODEL_PORT
 from components.keys import key_secret_labels
@@ -28,7 +29,7 @@ from components.workload import (container_security, labels, namespace_labels, p
                                  selector, tmp_volume)
 
 NAME = "router"
-HTTP_PORT, ADMIN_PORT = 8080, 8081
+HTTP_PORT, ADMIN_PORT, HTTPS_PORT = 8080, 8081, 8443
 UID = 10001  # router/Dockerfile's USER
 CONFIG_DIR, TOKEN_DIR, TLS_DIR = "/etc/router", "/etc/router/token", "/etc/router/tls"
 PEER_SERVICE = "router-peers"
@@ -54,6 +55,12 @@ def router_config(cfg: StackConfig, namespace: str) -> dict:
 
     options = {"cluster": {"namespace": namespace, "peerService": PEER_SERVICE},
                "shutdownGraceSeconds": shutdown_grace_seconds(cfg)}
+    if cfg.router.tls.mode != "off":
+        # The certificate files are re-read when they change: cert-manager renews them in place.
+        options["tls"] = {"certFile": f"{TLS_DIR}/tls.crt", "keyFile": f"{TLS_DIR}/tls.key", "port": HTTPS_PORT}
+    if cfg.router.tls.mode == "auto":
+        # Plain HTTP answers only ACME challenges (forwarded to cert-manager's solver pods) and redirects.
+        options["acme"] = {"solverLabelSelector": f"{SOLVER_LABEL}=true", "solverPort": SOLVER_PORT}
     return render_router_config(cfg, backend, auth, router=options)
 
 
@@ -78,6 +85,7 @@ class Router(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:Router", name, None, opts)
         self._name, self._cfg = name, cfg
+        self.dns_name = f"{cfg.router.tls.leaf_domain_label}.{location}.cloudapp.azure.com"
         child = pulumi.ResourceOptions(parent=self)
         ns_name = cfg.router.namespace
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": ns_name, "labels": namespace_labels()},
@@ -106,7 +114,7 @@ class Router(pulumi.ComponentResource):
         if tls.mode == "custom":
             self.host = pulumi.Output.from_input(tls.cname)
         elif tls.mode == "auto":
-            self.host = pulumi.Output.from_input(f"{tls.leaf_domain_label}.{location}.cloudapp.azure.com")
+            self.host = pulumi.Output.from_input(self.dns_name)
         else:
             self.host = self.address
         self.register_outputs({"namespace": self.namespace, "address": self.address, "host": self.host})
@@ -154,6 +162,9 @@ class Router(pulumi.ComponentResource):
             k8s.core.v1.Secret(f"{self._name}-tls", metadata=self._meta("router-tls", ns_name),
                                type="kubernetes.io/tls",
                                string_data={"tls.crt": tls.cert, "tls.key": pulumi.Output.secret(tls.key)}, opts=opts)
+        if self._cfg.router.tls.mode == "auto":
+            AutoTls(f"{self._name}-tls", namespace=ns_name, dns_name=self.dns_name, secret_name="router-tls",
+                    opts=opts.merge(pulumi.ResourceOptions(parent=self)))
         if self._cfg.router.tls.mode != "off":
             volumes.append({"name": "tls", "secret": {"secretName": "router-tls"}})
             mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
@@ -167,7 +178,9 @@ class Router(pulumi.ComponentResource):
             "args": ["--config", f"{CONFIG_DIR}/config.yaml", "--host", "0.0.0.0", "--port", str(HTTP_PORT),
                      "--admin-host", "0.0.0.0", "--admin-port", str(ADMIN_PORT)],
             "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-                      {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}],
+                      {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}]
+                     + ([{"name": "https", "containerPort": HTTPS_PORT, "protocol": "TCP"}]
+                        if self._cfg.router.tls.mode != "off" else []),
             "env": [{"name": "POD_NAME", **field("metadata.name")}, {"name": "POD_IP", **field("status.podIP")}],
             "resources": resources(0.5, 0.25, cpu_limit=2, memory_gb_limit=0.5),
             "securityContext": container_security(UID),
@@ -227,11 +240,14 @@ class Router(pulumi.ComponentResource):
         if tls.mode == "auto":
             # Azure gives the public IP the name <label>.<region>.cloudapp.azure.com (v1's leaf domain label).
             annotations["service.beta.kubernetes.io/azure-dns-label-name"] = tls.leaf_domain_label
-        port = {"name": "https", "port": 443} if tls.mode != "off" else {"name": "http", "port": 80}
+        ports = []
+        if tls.mode != "off":
+            ports.append({"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"})
+        if tls.mode != "custom":  # plain HTTP without TLS; with auto TLS, ACME's HTTP-01 challenge comes on 80
+            ports.append({"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"})
         service = k8s.core.v1.Service(
             f"{self._name}-service", metadata=self._meta(NAME, ns_name, annotations=annotations),
-            spec={"type": "LoadBalancer", "selector": selector(NAME, "router"),
-                  "ports": [{**port, "targetPort": "http", "protocol": "TCP"}]},
+            spec={"type": "LoadBalancer", "selector": selector(NAME, "router"), "ports": ports},
             opts=opts)
         # Peers count each other from the moment they start, so they split replica slots the same way.
         k8s.core.v1.Service(
@@ -247,11 +263,19 @@ class Router(pulumi.ComponentResource):
             f"{self._name}-ingress", metadata=self._meta(NAME, ns_name),
             spec={"podSelector": router_pods, "policyTypes": ["Ingress"],
                   "ingress": [
-                      {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}]},  # clients, through the load balancer
+                      # clients, through the load balancer
+                      {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}, {"port": HTTPS_PORT, "protocol": "TCP"}]},
                       {"from": [{"podSelector": router_pods}],  # the admin port: peers only
                        "ports": [{"port": ADMIN_PORT, "protocol": "TCP"}]},
                   ]},
             opts=opts)
+        if self._cfg.router.tls.mode == "auto":
+            k8s.networking.v1.NetworkPolicy(  # the router forwards ACME challenges to cert-manager's solver
+                f"{self._name}-acme-solver", metadata=self._meta("acme-solver", ns_name),
+                spec={"podSelector": {"matchLabels": {SOLVER_LABEL: "true"}}, "policyTypes": ["Ingress"],
+                      "ingress": [{"from": [{"podSelector": router_pods}],
+                                   "ports": [{"port": SOLVER_PORT, "protocol": "TCP"}]}]},
+                opts=opts)
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-default-deny", metadata=self._meta("default-deny", ns_name),
             spec={"podSelector": {}, "policyTypes": ["Ingress"]}, opts=opts)

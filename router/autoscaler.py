@@ -59,6 +59,13 @@ class Autoscaler:
         self.last = self._decide(load, current)
         return self.last
 
+    def take_leadership(self) -> None:
+        """This pod just became the leader: forget what it saw before (it was not deciding, or it led
+        earlier and its window is stale). The window starts now, so scale-down waits a full stable window
+        of this leader's own readings; scale-up stays immediate."""
+        self._needs.clear()
+        self._below_since = None  # set again only by a reading from now on
+
     def _decide(self, load: float, current: int) -> Decision:
         c, now = self.config, self.clock()
         capacity = current * self.concurrency
@@ -100,10 +107,15 @@ class AutoscalerLoop:
         self._load, self._current, self._scale = load, current_replicas, scale
         self._is_leader = is_leader
         self._metrics = metrics
+        self._leading = False  # whether the previous tick found this pod leading
 
     async def tick(self) -> Decision | None:
         if not self._is_leader():
+            self._leading = False
             return None
+        if not self._leading:
+            self._leading = True
+            self.autoscaler.take_leadership()
         decision = self.autoscaler.decide(await self._load(), await self._current())
         if self._metrics is not None:
             self._metrics.utilization.labels(self.service).set(min(decision.utilization, 1e6))

@@ -18,7 +18,8 @@ class Metrics:
         self.queued = Gauge("router_queued", "Requests waiting for a slot (this pod)", ["service"], registry=r)
         self.replicas_ready = Gauge("router_replicas_ready", "Replicas taking requests", ["service"],
                                     registry=r)
-        self.retries = Counter("router_retries", "Requests retried after a refused connection",
+        self.retries = Counter("router_retries",
+                               "Requests sent again (a refused connection, or a kept-alive one the replica closed)",
                                ["service"], registry=r)
         self.ejections = Counter("router_ejections", "Replicas taken out after refusing connections",
                                  ["service"], registry=r)

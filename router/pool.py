@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections import deque
 from typing import Awaitable, Callable
 
 log = logging.getLogger("router.pool")
+_OUTSTANDING = operator.attrgetter("outstanding")
 
 
 class NoCapacity(Exception):
@@ -90,8 +92,17 @@ class ReplicaPool:
         # Number every slot of every replica (in a fixed order all pods agree on) and give slot g to pod
         # g mod N: the pods' shares never overlap and add up to the per-replica cap.
         n, p, cap = self._pod_count, self._pod_index, self.per_replica
-        for i, url in enumerate(sorted(self.replicas)):
+        urls = sorted(self.replicas)
+        for i, url in enumerate(urls):
             self.replicas[url].capacity = sum(1 for j in range(cap) if (i * cap + j) % n == p)
+        total = len(urls) * cap
+        if 0 < total <= p:
+            # Fewer slots than router pods: this pod would own none and answer every request with 503
+            # (its queued requests would at least make the autoscaler add replicas, unless already at
+            # max). Instead it shares slot p mod total with the pod that owns it, a small over-admission
+            # of at most ceil(N / slots) requests per slot, only while slots are fewer than pods; as
+            # Knative's activators each keep a minimum of one slot.
+            self.replicas[urls[(p % total) // cap]].capacity += 1
         self._dispatch()
 
     # ---- slots (the request path calls these) --------------------------------------------------
@@ -151,12 +162,12 @@ class ReplicaPool:
     def _pick(self) -> Replica | None:
         """Least outstanding among replicas with a free slot; ties rotate so load spreads evenly."""
         candidates = [r for r in self.replicas.values() if r.takes_requests]
-        if not candidates:
-            return None
+        if len(candidates) < 2:  # the common case of one replica costs no rotation
+            return candidates[0] if candidates else None
         self._rotation += 1
         start = self._rotation % len(candidates)
         rotated = candidates[start:] + candidates[:start]
-        return min(rotated, key=lambda r: r.outstanding)
+        return min(rotated, key=_OUTSTANDING)
 
     def _dispatch(self) -> None:
         """Hand free slots to waiters in arrival order."""

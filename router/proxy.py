@@ -9,10 +9,9 @@ import asyncio
 import functools
 import time
 
-import aiohttp
-from aiohttp import web
-
 from .pool import NoCapacity, Replica, ReplicaPool
+from .request import BadRequestBody, ClientGone, Request
+from .response import Response
 from .upstream import (ConnectError, Exchange, ScoringTimeout, UpstreamClient, UpstreamConnection,
                        UpstreamError)
 
@@ -22,8 +21,9 @@ CHUNK = 64 * 1024
 DROP_REQUEST_HEADERS = frozenset(h.lower().encode() for h in (
     "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
     "Host", "Authorization", "Expect", "Proxy-Authorization"))
-# The router sets Content-Length, Date, Server and x-request-id itself.
-DROP_RESPONSE_HEADERS = frozenset(h.lower() for h in (
+# The router sets Content-Length (or chunking), Date and x-request-id itself; the replica's Server (its
+# software and version) is none of the caller's business.
+DROP_RESPONSE_HEADERS = frozenset(h.lower().encode() for h in (
     "Connection", "Keep-Alive", "Proxy-Connection", "Trailer", "Transfer-Encoding", "Upgrade",
     "Content-Length", "Date", "Server", "x-request-id"))
 
@@ -48,8 +48,8 @@ class RequestBody:
     on another replica with a fresh iterator.
     """
 
-    def __init__(self, request: web.Request, limit: int) -> None:
-        self._content = request.content
+    def __init__(self, request: Request, limit: int) -> None:
+        self._request = request
         self._limit = limit
         self.started = False
         self.too_large = False
@@ -57,7 +57,7 @@ class RequestBody:
     async def chunks(self):
         self.started = True
         seen = 0
-        async for chunk in self._content.iter_chunked(CHUNK):
+        async for chunk in self._request.chunks():
             seen += len(chunk)
             if seen > self._limit:  # chunked upload: stop as soon as the count passes the limit
                 self.too_large = True
@@ -65,7 +65,7 @@ class RequestBody:
             yield chunk
 
 
-def request_head(request: web.Request, path: str, request_id: str, body_length: int | None,
+def request_head(request: Request, path: bytes, request_id: bytes, body_length: int | None,
                  chunked: bool) -> tuple[bytes, bytes, bytes]:
     """The request line and headers for the replica, in three parts: the request line goes around the
     replica's path prefix, the Host value (the replica's address) goes between the other two.
@@ -73,20 +73,20 @@ def request_head(request: web.Request, path: str, request_id: str, body_length: 
     Built from the raw header bytes once per request, so a retry costs no more than a join. The length is
     the router's own count when it holds the whole body, so the replica's framing always matches.
     """
-    query = request.raw_path.partition("?")[2]  # as the client sent it: no decoding and re-encoding
-    target = (path + "?" + query if query else path).encode("utf-8", "surrogateescape")
+    query = request.query  # as the client sent it: no decoding and re-encoding
+    target = path + b"?" + query if query else path
     lines = [b"\r\n"]
-    for name, value in request.raw_headers:
+    for name, value in request.headers:
         lowered = name.lower()
         if lowered not in DROP_REQUEST_HEADERS and not (body_length is not None and lowered == b"content-length"):
             lines += (name, b": ", value, b"\r\n")
-    lines.append(b"x-request-id: %s\r\n" % request_id.encode())
+    lines.append(b"x-request-id: %s\r\n" % request_id)
     if body_length is not None:
         lines.append(b"Content-Length: %d\r\n" % body_length)
     if chunked:
         lines.append(b"Transfer-Encoding: chunked\r\n")
     lines.append(b"\r\n")
-    return request.method.encode() + b" ", target + b" HTTP/1.1\r\nHost: ", b"".join(lines)
+    return request.method + b" ", target + b" HTTP/1.1\r\nHost: ", b"".join(lines)
 
 
 class Attempt:
@@ -102,13 +102,14 @@ class Attempt:
         self.cut_off = False  # the replica failed after the status line was sent to the client
 
 
-async def forward(client: UpstreamClient, pool: ReplicaPool, request: web.Request, path: str,
-                  request_id: str, *, queue_wait: float, scoring_timeout: float, replica_timeout: float,
-                  max_body: int, attempt: Attempt, on_retry=lambda: None,
-                  response_headers: dict[str, str] | None = None) -> web.StreamResponse:
-    """Forward `request` to a replica of `pool`; raises ProxyError for the statuses the router makes.
+async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, response: Response,
+                  path: bytes, request_id: bytes, *, queue_wait: float, scoring_timeout: float,
+                  replica_timeout: float, max_body: int, attempt: Attempt, on_retry=lambda: None,
+                  response_headers: list[tuple[bytes, bytes]] | None = None) -> int:
+    """Forward `request` to a replica of `pool` and relay the answer through `response`; returns its status.
 
-    The deadline (arrival + scoring timeout) covers queueing, retries and the replica's response headers.
+    Raises ProxyError, before anything is written, for the statuses the router makes. The deadline
+    (arrival + scoring timeout) covers queueing, retries and the replica's response headers.
     """
     deadline = time.monotonic() + scoring_timeout
     body: RequestBody | bytes = b""
@@ -117,23 +118,30 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: web.Reques
         length = request.content_length
         # A body that fits in one chunk is read at once: one write upstream, and it can be re-sent.
         small = length is not None and length <= CHUNK
-        body = await request.read() if small else RequestBody(request, max_body)
+        try:
+            body = await request.read() if small else RequestBody(request, max_body)
+        except BadRequestBody:
+            raise ProxyError(400, "malformed request body") from None
         body_length = len(body) if small else None
     streamed = isinstance(body, RequestBody)
     chunked = streamed and request.content_length is None
     method, target, headers = request_head(request, path, request_id, body_length, chunked)
+    replica = None
+    fresh = False  # set once a kept-alive connection failed: from then on only new connections
     while True:
-        replica = pool.try_acquire() or await _wait_for_slot(pool, queue_wait, deadline, attempt)
-        attempt.replica = replica
+        if replica is None:
+            replica = pool.try_acquire() or await _wait_for_slot(pool, queue_wait, deadline, attempt)
+            attempt.replica = replica
         sent_at = time.monotonic()
         connections = client.connections(replica.url)
         try:
-            conn = await connections.get(deadline - sent_at)
+            conn = await connections.get(deadline - sent_at, fresh)
         except ConnectError as e:
             pool.release(replica)
             if e.timed_out and time.monotonic() >= deadline:  # slow to connect, but our deadline is the cause
                 raise ProxyError(504, "scoring timed out") from None
             pool.eject(replica)
+            replica = None
             if not (streamed and body.started) and time.monotonic() < deadline:
                 attempt.retries += 1
                 on_retry()
@@ -148,8 +156,22 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: web.Reques
             exchange.pump(asyncio.get_running_loop().create_task(_upload(conn, exchange, body, chunked)))
         else:
             exchange.sent = True
-        await _response_headers(pool, replica, exchange, deadline, sent_at, replica_timeout, attempt, body)
-        return await _relay(pool, replica, exchange, request, request_id, response_headers, attempt)
+        try:
+            await _response_headers(pool, replica, exchange, deadline, sent_at, replica_timeout, attempt, body)
+        except StaleConnection:
+            # The replica closed this kept-alive connection as the request went out (not a byte of an
+            # answer came back), and the request can be sent again whole: once more, on a new connection
+            # to the same replica, keeping its slot. Idle connections are kept only IDLE_SECONDS, shorter
+            # than servers' own keep-alive timeouts, but a replica may still close one at any moment.
+            fresh = True
+            attempt.retries += 1
+            on_retry()
+            continue
+        return await _relay(pool, replica, exchange, response, request_id, response_headers, attempt)
+
+
+class StaleConnection(Exception):
+    """A reused connection failed before any answer, and the request can be replayed on a new one."""
 
 
 async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Exchange, deadline: float,
@@ -170,9 +192,17 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
             raise ProxyError(504, "scoring timed out") from None
         raise
     except BaseException as e:
+        streamed = isinstance(body, RequestBody)
+        if isinstance(e, UpstreamError) and exchange.stale and not (streamed and body.started) \
+                and time.monotonic() < deadline:
+            raise StaleConnection() from e  # the slot stays with the request
         pool.release(replica)
-        if isinstance(body, RequestBody) and body.too_large:
+        if streamed and body.too_large:
             raise ProxyError(413, "request body too large") from e
+        if isinstance(e, BadRequestBody):  # the upload broke off: the client's fault, not the replica's
+            raise ProxyError(400, "malformed request body") from e
+        if isinstance(e, ClientGone):
+            raise
         if isinstance(e, (UpstreamError, OSError)):
             raise ProxyError(502, "replica failed") from e
         raise
@@ -210,36 +240,37 @@ async def _wait_for_slot(pool: ReplicaPool, queue_wait: float, deadline: float, 
     return replica
 
 
-async def _relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, request: web.Request,
-                 request_id: str, extra_headers: dict[str, str] | None, attempt: Attempt) -> web.StreamResponse:
+async def _relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, response: Response,
+                 request_id: bytes, extra_headers: list[tuple[bytes, bytes]] | None, attempt: Attempt) -> int:
     """Send the replica's answer back; the slot is released once the replica's body is consumed."""
-    response = None
+    status = exchange.status
     try:
-        # A list, not a CIMultiDict: aiohttp builds its own from whatever it is given.
         headers = [(k, v) for k, v in exchange.headers if k.lower() not in DROP_RESPONSE_HEADERS]
-        headers.append(("x-request-id", request_id))
+        headers.append((b"x-request-id", request_id))
         if extra_headers:
-            replaced = {k.lower() for k in extra_headers}
-            headers = [(k, v) for k, v in headers if k.lower() not in replaced] + list(extra_headers.items())
+            replaced = {k.lower() for k, _ in extra_headers}
+            headers = [(k, v) for k, v in headers if k.lower() not in replaced] + extra_headers
         length = exchange.content_length
+        if length is None and status in (204, 304):
+            length = 0  # no body by definition
         if length is not None and length <= CHUNK:
-            return web.Response(status=exchange.status, body=await exchange.read(), headers=headers)
-        response = web.StreamResponse(status=exchange.status, headers=headers)
-        if length is not None:
-            response.content_length = length
-        await response.prepare(request)
+            response.send(status, headers, await exchange.read())
+            return status
+        response.start(status, headers, length)
         async for chunk in exchange.chunks():
-            await response.write(chunk)
-        await response.write_eof()
-        return response
-    except (UpstreamError, aiohttp.ClientError, ConnectionError, asyncio.TimeoutError) as e:
-        if response is None or not response.prepared:
+            response.write(chunk)
+            await response.drain()
+        response.end()
+        return status
+    except ClientGone:
+        raise  # nobody to answer (logged as 499)
+    except (UpstreamError, ConnectionError, asyncio.TimeoutError) as e:
+        if not response.started:
             raise ProxyError(502, "replica failed") from e
         # The status line is gone already: cut the client's connection so it sees an incomplete body.
-        if request.transport is not None:
-            request.transport.abort()
+        response.abort()
         attempt.cut_off = True
-        return response
+        return status
     finally:
         exchange.close()
         pool.release(replica)

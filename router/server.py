@@ -1,16 +1,28 @@
-"""`serve`: run the scoring and admin apps until SIGTERM, then drain gracefully."""
+"""`serve`: run the scoring and admin ports until SIGTERM, then drain gracefully."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import ssl as ssl_module
 
 from aiohttp import web
 
-from .app import SCORING_SERVER_OPTIONS, Router
+from .app import Router
+from .httpserver import HttpServer
+from .scoring import Scoring
 from .settings import RouterConfig
+from .tls import ReloadingContext
 
 log = logging.getLogger("router")
+
+
+async def open_scoring(router: Router, host: str, port: int, ssl: ssl_module.SSLContext | None = None) -> HttpServer:
+    """Listen for scoring requests (the router must be started). Tests use this too, so they exercise
+    the same server as `serve`."""
+    server = HttpServer(Scoring(router).handle)
+    await server.listen(host, port, backlog=1024, ssl=ssl)
+    return server
 
 
 async def serve(config: RouterConfig, host: str, port: int, admin_host: str, admin_port: int) -> None:
@@ -20,12 +32,17 @@ async def serve(config: RouterConfig, host: str, port: int, admin_host: str, adm
         cluster = Cluster(config.router.cluster, admin_port)
     router = Router(config, cluster)
     grace = config.router.shutdown_grace_seconds
+    await router.start()
     # aiohttp's own access log is off: the router writes one JSON line per scoring request itself.
-    scoring = web.AppRunner(router.scoring_app(), access_log=None, shutdown_timeout=grace, **SCORING_SERVER_OPTIONS)
     admin = web.AppRunner(router.admin_app(), access_log=None, shutdown_timeout=1)
-    await scoring.setup()
     await admin.setup()
-    await web.TCPSite(scoring, host, port, backlog=1024).start()
+    listeners = [await open_scoring(router, host, port)]
+    tls = None
+    if config.router.tls is not None:  # HTTPS on its own port; the plain port stays for in-cluster callers
+        tls = ReloadingContext(config.router.tls)
+        tls.start()
+        listeners.append(await open_scoring(router, host, config.router.tls.port, ssl=tls.context))
+        log.info("TLS on %s:%d", host, config.router.tls.port)
     await web.TCPSite(admin, admin_host, admin_port).start()
     log.info("router listening on %s:%d (admin %s:%d), services: %s", host, port, admin_host, admin_port,
              ", ".join(router.services))
@@ -40,6 +57,9 @@ async def serve(config: RouterConfig, host: str, port: int, admin_host: str, adm
     # requests finish (up to the grace period); then stop backends and autoscalers.
     log.info("shutting down: finishing in-flight requests (up to %.0f s)", grace)
     router.ready = False
-    await scoring.cleanup()
+    await asyncio.gather(*(listener.shutdown(grace) for listener in listeners))
+    if tls is not None:
+        tls.stop()
+    await router.stop()
     await admin.cleanup()
     log.info("router stopped")

@@ -204,11 +204,35 @@ class ClusterOptions(Model):
     ca_file: Path | None = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
 
 
+class TlsOptions(Model):
+    """TLS terminated by the router on its own port; the files are re-read when they change (renewals)."""
+    cert_file: Path  # PEM chain
+    key_file: Path  # PEM private key
+    port: int = Field(8443, gt=0, lt=65536)
+
+
+class AcmeOptions(Model):
+    """With TLS from an ACME CA (cert-manager): the plain HTTP port answers `/.well-known/acme-challenge/`
+    by forwarding to the solver pods (EndpointSlices with this label in the router's namespace) and
+    redirects every other request to HTTPS."""
+    solver_label_selector: str = "acme.cert-manager.io/http01-solver=true"
+    solver_port: int = Field(8089, gt=0, lt=65536)
+
+
 class RouterOptions(Model):
     cluster: ClusterOptions | None = None  # set when the router runs in Kubernetes
+    tls: TlsOptions | None = None
+    acme: AcmeOptions | None = None
     shutdown_grace_seconds: float = Field(30, ge=0)  # in-flight requests may finish this long on SIGTERM
     probe_interval_seconds: float = Field(1, gt=0)  # how often an ejected replica is probed
     log_requests: bool = True
+
+    @model_validator(mode="after")
+    def _acme_needs_tls_and_cluster(self) -> "RouterOptions":
+        if self.acme is not None and (self.tls is None or self.cluster is None):
+            raise ValueError("router.acme needs router.tls (the certificate it obtains) and router.cluster "
+                             "(the solver pods are found through the Kubernetes API)")
+        return self
 
 
 class RouterConfig(Model):

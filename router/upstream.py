@@ -6,7 +6,9 @@ write one request head, parse one response, hand the body on. So the request pat
 aiohttp's client stays for everything else (probes, the Kubernetes API, peers).
 
 Per replica, idle connections are kept for reuse (most recently used first). The Azure ML inference server
-closes every connection, so connecting is one `create_connection` with nothing else around it.
+closes every connection, so connecting is one `create_connection` with nothing else around it. A replica
+may close an idle connection just as a request is written on it; an exchange that then fails without a
+byte of answer says so (`stale`), and the proxy sends the request again on a new connection if it can.
 
 One `Exchange` is one request and its response. Its `response` future resolves when the status line and
 headers are in; the body then arrives in a buffer the caller reads (whole, or chunk by chunk with the
@@ -49,15 +51,18 @@ class ScoringTimeout(Exception):
 class Exchange:
     """One request on a connection and the replica's response to it."""
 
-    __slots__ = ("response", "status", "headers", "content_length", "sent", "_conn", "_chunks", "_buffered",
-                 "_ended", "_error", "_waiter", "_on_end", "_timer", "_pump", "_read_timeout")
+    __slots__ = ("response", "status", "headers", "content_length", "sent", "reused", "heard", "_conn",
+                 "_chunks", "_buffered", "_ended", "_error", "_waiter", "_on_end", "_timer", "_pump",
+                 "_read_timeout")
 
-    def __init__(self, conn: "UpstreamConnection", read_timeout: float) -> None:
-        self.response: asyncio.Future = conn.loop.create_future()  # resolves with self at the headers
+    def __init__(self, conn: "UpstreamConnection", read_timeout: float, reused: bool) -> None:
+        self.response: asyncio.Future = conn.loop.create_future()  # resolves (with None) at the headers
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # raw, as the replica sent them
         self.content_length: int | None = None
         self.sent = False  # the whole request is written (only then may the connection be reused)
+        self.reused = reused  # the connection carried an earlier exchange (kept alive)
+        self.heard = False  # a byte of the answer arrived
         self._conn: UpstreamConnection | None = conn
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -70,6 +75,12 @@ class Exchange:
         self._read_timeout = read_timeout
 
     # ---- the caller's side -------------------------------------------------------------------
+
+    @property
+    def stale(self) -> bool:
+        """Failed on a kept-alive connection before any answer: the replica had closed it, most likely
+        while it sat idle, so the request can go again on a new connection."""
+        return self.reused and not self.heard
 
     def time_out(self) -> None:
         """The scoring deadline passed: the caller stops waiting for the headers."""
@@ -121,10 +132,10 @@ class Exchange:
 
     # ---- the connection's side ---------------------------------------------------------------
 
-    def _headers_done(self, status: int, headers: list[tuple[str, str]], length: int | None) -> None:
+    def _headers_done(self, status: int, headers: list[tuple[bytes, bytes]], length: int | None) -> None:
         self.status, self.headers, self.content_length = status, headers, length
         if not self.response.done():
-            self.response.set_result(self)
+            self.response.set_result(None)  # not self: exchange -> future -> exchange would be a cycle
 
     def _feed(self, chunk: bytes) -> None:
         if self._on_end is not None:  # held: nobody reads it
@@ -190,7 +201,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle = False  # in its replica's idle list
         self._keep_alive = False
         self._exchange: Exchange | None = None
-        self._headers: list[tuple[str, str]] = []
+        self._served = 0  # exchanges started on this connection
+        self._headers: list[tuple[bytes, bytes]] = []
         self._close_delimited = False
         self._write_paused = False
         self._drain: asyncio.Future | None = None
@@ -199,7 +211,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def start(self, data: bytes, read_timeout: float) -> Exchange:
         """Write a request head (and a body small enough to go with it) and return its exchange."""
-        exchange = self._exchange = Exchange(self, read_timeout)
+        self._served += 1
+        exchange = self._exchange = Exchange(self, read_timeout, reused=self._served > 1)
         self._headers = []
         self.transport.write(data)
         return exchange
@@ -247,6 +260,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self._exchange is not None:
+            self._exchange.heard = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as e:
@@ -277,8 +292,7 @@ class UpstreamConnection(asyncio.Protocol):
     # ---- httptools callbacks -----------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # As aiohttp's client decodes them, so odd bytes pass through unchanged.
-        self._headers.append((name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")))
+        self._headers.append((name, value))  # passed on to the client as they are
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -292,10 +306,10 @@ class UpstreamConnection(asyncio.Protocol):
         length, chunked = None, False
         for name, value in self._headers:
             lowered = name.lower()
-            if lowered == "content-length":
+            if lowered == b"content-length":
                 length = int(value)
-            elif lowered == "transfer-encoding":
-                chunked = "chunked" in value.lower()
+            elif lowered == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
         self._close_delimited = length is None and not chunked and status not in (204, 304)
         self._keep_alive = self._parser.should_keep_alive()
         exchange._headers_done(status, self._headers, length)
@@ -330,8 +344,9 @@ class ReplicaConnections:
         self._idle: list[UpstreamConnection] = []
         self._sweep: asyncio.TimerHandle | None = None
 
-    async def get(self, timeout: float) -> UpstreamConnection:
-        while self._idle:
+    async def get(self, timeout: float, fresh: bool = False) -> UpstreamConnection:
+        """An idle kept-alive connection (unless `fresh`), else a new one."""
+        while self._idle and not fresh:
             conn = self._idle.pop()  # the most recently used: the least likely to have been closed
             conn.idle = False
             if not conn.closed:

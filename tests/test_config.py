@@ -162,6 +162,11 @@ def test_internal_load_balancer_with_an_auto_certificate_fails():
     assert problem.startswith("router.tls.mode: auto needs a public load balancer")
 
 
+def test_auto_tls_is_refused_until_the_router_answers_acme_challenges():
+    [problem] = problems(router={"tls": {"mode": "auto", "leafDomainLabel": "mlsvc"}})
+    assert problem.startswith("router.tls.mode: auto is not available yet")
+
+
 def test_production_router_runs_at_least_two_pods():
     [problem] = problems(router={"replicas": 1})
     assert problem.startswith("router.replicas: production clusters run at least 2 router pods")

@@ -287,6 +287,12 @@ def test_an_internal_load_balancer_names_its_subnet_and_custom_tls_serves_https(
     tls = next(r.inputs for r in run.of_type("kubernetes:core/v1:Secret") if r.inputs["metadata"]["name"] == "router-tls")
     assert tls["type"] == "kubernetes.io/tls"
     assert run.exports["services"]["diabetes"]["scoringUri"] == "https://ml.contoso.com/api/v1/service/diabetes/score"
+    # The router terminates TLS itself, on 8443, from the mounted Secret.
+    assert router_config(run)["router"]["tls"] == {"certFile": "/etc/router/tls/tls.crt",
+                                                  "keyFile": "/etc/router/tls/tls.key", "port": 8443}
+    assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    pod = deployment(run, "router")["spec"]["template"]["spec"]
+    assert {"name": "tls", "secret": {"secretName": "router-tls"}} in pod["volumes"]
 
 
 # ---------------------------------------------------------------- network

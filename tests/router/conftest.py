@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 # `router` is a top-level package of the repository and router_testkit sits beside this file; make both
 # importable however pytest was started (the repo's pytest config uses --import-mode=importlib).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from router.app import SCORING_SERVER_OPTIONS, Router  # noqa: E402
+from router.app import Router  # noqa: E402
+from router.server import open_scoring  # noqa: E402
 from router.settings import RouterConfig  # noqa: E402
-from router_testkit import PRIMARY, SECONDARY, Model  # noqa: E402
+from router_testkit import PRIMARY, SECONDARY, Model, RouterClient  # noqa: E402
 
 
 @pytest_asyncio.fixture
@@ -48,19 +49,20 @@ def key_files(tmp_path: Path) -> list[Path]:
 
 @pytest_asyncio.fixture
 async def router_client():
-    """A factory: RouterConfig dict -> (TestClient on the scoring app, Router). Closed at the end."""
-    clients: list[TestClient] = []
+    """A factory: RouterConfig dict -> (client of the scoring port, Router). Closed at the end."""
+    started: list[tuple[RouterClient, object, Router]] = []
 
-    async def start(config: dict, cluster=None) -> tuple[TestClient, Router]:
+    async def start(config: dict, cluster=None) -> tuple[RouterClient, Router]:
         config.setdefault("router", {}).setdefault("probeIntervalSeconds", 0.05)
         router = Router(RouterConfig.model_validate(config), cluster)
-        server = TestServer(router.scoring_app(), host="127.0.0.1")
-        await server.start_server(**SCORING_SERVER_OPTIONS)  # as `serve` runs it
-        client = TestClient(server)
-        await client.start_server()
-        clients.append(client)
+        await router.start()
+        server = await open_scoring(router, "127.0.0.1", 0)  # the scoring server as `serve` runs it
+        client = RouterClient("127.0.0.1", server.port)
+        started.append((client, server, router))
         return client, router
 
     yield start
-    for client in clients:
+    for client, server, router in started:
         await client.close()
+        await server.shutdown(1)
+        await router.stop()

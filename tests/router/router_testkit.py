@@ -5,6 +5,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -103,3 +104,24 @@ def service_config(urls: list[str], key_files: list[Path] | None = None, **reque
         config["auth"]["keyFiles"] = [str(p) for p in key_files]
     config["requests"].update(requests)
     return config
+
+
+class RouterClient:
+    """An aiohttp client of the router's scoring port: `get`/`post`/`request` take a path, as aiohttp's
+    TestClient does (the scoring port is not an aiohttp app, so TestClient does not apply)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.session = aiohttp.ClientSession(f"http://{host}:{port}")
+
+    def request(self, method: str, path: str, **kwargs):
+        return self.session.request(method, path, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.session.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.session.post(path, **kwargs)
+
+    async def close(self) -> None:
+        await self.session.close()

@@ -114,3 +114,69 @@ async def test_loop_scales_only_when_leader_and_counts_decisions():
     assert d.desired == 8 and scaled == [8]
     assert metrics.registry.get_sample_value("router_scale_decisions_total", {"service": "svc", "direction": "up"}) == 1
     assert (await loop.tick()).reason == "steady" and scaled == [8]
+
+
+class FakeDeployment:
+    """The loop's view of a Deployment and of this pod's leadership, driven by the test."""
+
+    def __init__(self, replicas: int, load: float) -> None:
+        self.replicas, self.load, self.leader = replicas, load, False
+        self.scaled: list[int] = []
+
+    async def get_load(self) -> float:
+        return self.load
+
+    async def current(self) -> int:
+        return self.replicas
+
+    async def scale(self, n: int) -> None:
+        self.scaled.append(n)
+        self.replicas = n
+
+    def loop(self, clock) -> AutoscalerLoop:
+        return AutoscalerLoop("svc", make(clock), self.get_load, self.current, self.scale, lambda: self.leader)
+
+
+@pytest.mark.asyncio
+async def test_a_new_leader_holds_scale_down_for_a_full_stable_window():
+    clock = FakeClock()
+    deployment = FakeDeployment(replicas=5, load=0.5)  # needs 1 of 5: below target from the start
+    loop = deployment.loop(clock)
+    for _ in range(30):  # a follower for 30 s: it decides nothing
+        clock.now += 1
+        assert await loop.tick() is None
+    deployment.leader = True
+    for _ in range(60):  # elected: the first 60 s of its own readings hold, whatever came before
+        d = await loop.tick()
+        assert (d.desired, d.reason) == (5, "hold")
+        clock.now += 1
+    d = await loop.tick()  # a full stable window after taking leadership
+    assert (d.desired, d.reason) == (1, "down") and deployment.scaled == [1]
+
+
+@pytest.mark.asyncio
+async def test_a_pod_leading_again_does_not_reuse_its_stale_window():
+    clock = FakeClock()
+    deployment = FakeDeployment(replicas=5, load=0.5)
+    deployment.leader = True
+    loop = deployment.loop(clock)
+    assert (await loop.tick()).reason == "hold"  # below target from here, as leader
+    deployment.leader = False  # leadership moves to another pod for 100 s
+    for _ in range(100):
+        clock.now += 1
+        assert await loop.tick() is None
+    deployment.leader = True  # back: 100 s since its first low reading, but it just took over
+    for _ in range(60):
+        d = await loop.tick()
+        assert (d.desired, d.reason) == (5, "hold")
+        clock.now += 1
+    assert (await loop.tick()).reason == "down" and deployment.scaled == [1]
+
+
+@pytest.mark.asyncio
+async def test_a_new_leader_still_scales_up_at_once():
+    clock = FakeClock()
+    deployment = FakeDeployment(replicas=2, load=7)
+    deployment.leader = True
+    d = await deployment.loop(clock).tick()
+    assert (d.desired, d.reason) == (10, "up") and deployment.scaled == [10]

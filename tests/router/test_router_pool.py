@@ -22,6 +22,24 @@ def test_pods_split_every_replicas_slots_without_overlap(per_replica, pods):
     assert max(totals) - min(totals) <= 1  # and every pod gets a fair part of the whole
 
 
+@pytest.mark.parametrize("replicas, per_replica, pods", [(1, 1, 2), (1, 1, 3), (1, 2, 5), (2, 1, 3), (1, 3, 4)])
+def test_with_fewer_slots_than_pods_every_pod_still_owns_one(replicas, per_replica, pods):
+    """Fewer replica slots than router pods (say 1 replica x concurrency 1 and 2 router pods): no pod is
+    left with no slot (it would answer 503 forever); each slot is shared by at most ceil(pods / slots)."""
+    shares = []
+    for index in range(pods):
+        pool = ReplicaPool("svc", per_replica)
+        pool.set_replicas(URLS[:replicas])
+        pool.set_pod_share(index, pods)
+        shares.append({url: r.capacity for url, r in pool.replicas.items()})
+        assert pool.try_acquire() is not None  # this pod can take a request at once
+    slots = replicas * per_replica
+    assert all(sum(share.values()) >= 1 for share in shares)
+    for url in URLS[:replicas]:
+        admitted = sum(share[url] for share in shares)
+        assert per_replica <= admitted <= per_replica * -(-pods // slots)
+
+
 @pytest.mark.asyncio
 async def test_removed_replica_finishes_its_requests_then_goes():
     pool = ReplicaPool("svc", 1)

@@ -16,11 +16,17 @@ pytestmark = pytest.mark.asyncio
 
 
 class RawReplica:
-    """Answers every request with `answer` (bytes, or a function of the request head); counts connections."""
+    """Answers every request with `answer` (bytes, or a function of the request head); counts connections.
 
-    def __init__(self, answer, close_after: bool = False) -> None:
+    `close_after`: close each connection after its first answer. `close_when_reused`: keep it open, but
+    when a second request comes on it, read that request and close without answering, which is what the
+    router sees when a replica closes an idle kept-alive connection just as a request is written on it.
+    """
+
+    def __init__(self, answer, close_after: bool = False, close_when_reused: bool = False) -> None:
         self.answer = answer
         self.close_after = close_after
+        self.close_when_reused = close_when_reused
         self.connections = 0
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
@@ -33,7 +39,7 @@ class RawReplica:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            for _ in range(1000):  # bounded: one connection never carries more in these tests
+            for served in range(1000):  # bounded: one connection never carries more in these tests
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = 0
                 for line in head.split(b"\r\n"):
@@ -41,6 +47,8 @@ class RawReplica:
                         length = int(line.split(b":")[1])
                 self.heads.append(head)
                 self.bodies.append(await reader.readexactly(length))
+                if served and self.close_when_reused:
+                    break
                 writer.write(self.answer(head) if callable(self.answer) else self.answer)
                 await writer.drain()
                 if self.close_after:
@@ -59,8 +67,8 @@ class RawReplica:
 async def raw_replicas():
     started: list[RawReplica] = []
 
-    async def start(answer, close_after: bool = False) -> tuple[RawReplica, str]:
-        replica = RawReplica(answer, close_after)
+    async def start(answer, close_after: bool = False, close_when_reused: bool = False) -> tuple[RawReplica, str]:
+        replica = RawReplica(answer, close_after, close_when_reused)
         started.append(replica)
         return replica, await replica.start()
 
@@ -87,6 +95,35 @@ async def test_a_replica_that_closes_every_connection_gets_a_new_one_each_time(r
         resp = await client.post(SCORE, data=b"x")
         assert resp.status == 200 and await resp.read() == b"ok"
     assert replica.connections == 5
+    assert router.services["echo"].pool.in_flight == 0
+
+
+async def test_a_kept_alive_connection_the_replica_closed_is_retried_on_a_new_one(raw_replicas, router_client):
+    """The replica closes kept-alive connections as the next request arrives on them, before answering:
+    the request (its small body held whole) goes again on a new connection, and the client sees 200."""
+    replica, url = await raw_replicas(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_when_reused=True)
+    client, router = await router_client({"services": {"echo": service_config([url])}})
+    for i in range(4):
+        resp = await client.post(SCORE, data=b"body-%d" % i)
+        assert resp.status == 200 and await resp.read() == b"ok"
+    # Request 0 opened a connection; each later one was written on the kept-alive one, refused, and
+    # replayed whole on a new one.
+    assert replica.bodies == [b"body-0"] + [b"body-%d" % i for i in (1, 2, 3) for _ in range(2)]
+    assert replica.connections == 4
+    pool = router.services["echo"].pool
+    assert pool.in_flight == 0 and not pool.replicas[url].ejected  # the replica is fine: no ejection
+    assert router.metrics.registry.get_sample_value("router_retries_total", {"service": "echo"}) == 3
+
+
+async def test_a_streamed_body_is_not_replayed_when_a_kept_alive_connection_fails(raw_replicas, router_client):
+    """A body larger than one chunk streams from the client as it is sent: once part of it went out it
+    cannot be sent again, so a failed kept-alive connection is still a 502."""
+    replica, url = await raw_replicas(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_when_reused=True)
+    client, router = await router_client({"services": {"echo": service_config([url])}})
+    assert (await client.post(SCORE, data=b"x")).status == 200
+    big = b"b" * 300_000
+    assert (await client.post(SCORE, data=big)).status == 502
+    assert replica.bodies == [b"x", big] and replica.connections == 1  # sent once, not replayed
     assert router.services["echo"].pool.in_flight == 0
 
 

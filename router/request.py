@@ -1,0 +1,145 @@
+"""One request on the scoring port as its handler sees it: the head, and the body as a stream.
+
+The connection (`httpserver.HttpConnection`) fills it in from httptools' callbacks. The body is queued as it
+arrives and read either whole (`read`, for bodies known to be small) or chunk by chunk (`chunks`); while
+more than HIGH_WATER bytes wait, the client's socket is not read, so a slow replica slows the client down
+instead of filling the router's memory.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+import httptools
+
+if TYPE_CHECKING:
+    from .httpserver import HttpConnection
+
+HIGH_WATER = 256 * 1024  # stop reading the client's socket while this much body waits
+LOW_WATER = 64 * 1024  # and read it again once the queue is below this
+
+
+class ClientGone(ConnectionError):
+    """The client's connection ended before its request body did."""
+
+
+class BadRequestBody(ConnectionError):
+    """The body broke the framing it announced (httptools rejected it): the request cannot go on."""
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "headers", "http11", "keep_alive", "content_length",
+                 "chunked", "complete", "_index", "_expect_continue", "_conn", "_chunks", "_buffered",
+                 "_whole", "_waiter", "_error")
+
+    def __init__(self, conn: "HttpConnection", method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+                 http11: bool, keep_alive: bool) -> None:
+        self.method = method
+        raw_path, _, self.query = target.partition(b"?")  # the query goes on to the replica untouched
+        if not raw_path.startswith(b"/"):
+            raw_path, self.query = _absolute_form(target)
+        path = raw_path.decode("utf-8", "surrogateescape")
+        self.path = unquote(path, errors="surrogateescape") if "%" in path else path  # for routing and logs
+        self.headers = headers  # raw (name, value) pairs, in order
+        self.http11 = http11
+        self.keep_alive = keep_alive
+        # Header lookups are by lower-case name; the first of repeated headers wins (as aiohttp's `get`).
+        self._index = {name.lower(): value for name, value in reversed(headers)}
+        length = self._index.get(b"content-length")
+        self.content_length = int(length) if length is not None else None  # httptools checked the digits
+        self.chunked = b"chunked" in self._index.get(b"transfer-encoding", b"").lower()
+        self.complete = False  # the whole body has arrived
+        self._expect_continue = http11 and self._index.get(b"expect", b"").lower() == b"100-continue"
+        self._conn = conn
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._whole = False  # `read` collects the body: no flow control, it needs all of it
+        self._waiter: asyncio.Future | None = None
+        self._error: BaseException | None = None
+
+    def header(self, name: bytes) -> bytes | None:
+        """A header's value by lower-case name."""
+        return self._index.get(name)
+
+    @property
+    def body_exists(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    async def read(self) -> bytes:
+        """The whole body (for bodies known to be small: it is held in memory)."""
+        if not self._whole:
+            self._whole = True
+            self._conn.body_drained()  # in case the socket was paused for this body
+        while not self.complete:
+            await self._wait()
+        if self._error is not None:
+            raise self._error
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return body
+
+    async def chunks(self):
+        """The body as it arrives, with the client paused while the consumer is slower."""
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._buffered < LOW_WATER:
+                    self._conn.body_drained()
+                yield chunk
+            elif self.complete:
+                if self._error is not None:
+                    raise self._error
+                return
+            else:
+                await self._wait()
+
+    # ---- the connection's side ---------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= HIGH_WATER and not self._whole:
+            self._conn.body_backlogged()
+        self._wake()
+
+    def end(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.complete:
+            self._error = error
+            self.complete = True
+            self._chunks.clear()
+            self._buffered = 0
+            self._wake()
+
+    async def _wait(self) -> None:
+        if self._expect_continue:
+            # The client waits for this before sending the body: only invite it once the handler wants
+            # the body, so a refused request (401, 413, 404) never makes the client send it.
+            self._expect_continue = False
+            if not self._chunks:
+                self._conn.send_continue()
+        self._waiter = self._conn.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+def _absolute_form(target: bytes) -> tuple[bytes, bytes]:
+    """Path and query of `http://host/path?query`, which a server must accept too (RFC 9112 3.2.2)."""
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        return target, b""  # `*` or garbage: no route matches it
+    return url.path or b"/", url.query or b""
