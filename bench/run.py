@@ -7,12 +7,15 @@ numbers are the proxies' own cost. Each proxy runs as one process (nginx with on
 compared like for like on this 2-core machine; wrk runs with one thread. Nothing is pinned to a core
 (pinning the Python proxies to core 0 halved their throughput on this VM). Each figure is the median of
 --rounds runs, taken in interleaved order, since this VM's timings vary from run to run (CPU steal).
+For the Python proxies it also reports CPU time per request at 16 connections (/proc/<pid>/stat over the
+run), which says where a change helps even when steal moves every rps figure.
 """
 from __future__ import annotations
 
 import argparse
 import http.client
 import json
+import os
 import shutil
 import statistics
 import signal
@@ -137,6 +140,12 @@ def wrk(port: int, path: str, connections: int, seconds: float, headers: dict[st
             "errors": int(errors)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -193,8 +202,9 @@ def main() -> None:
         stack.nginx("proxy", PROXY_BODY.format(port=ports["nginx"], upstream=ports["model"]), ports["nginx"])
         stack.nginx("plain", PLAIN_PROXY_BODY.format(port=ports["nginx_plain"], upstream=ports["model"]),
                     ports["nginx_plain"])
-        stack.start([sys.executable, str(BENCH / "bare_proxy.py"), str(ports["bare"]),
-                     f"http://127.0.0.1:{ports['model']}"], ports["bare"])
+        bare = stack.start([sys.executable, str(BENCH / "bare_proxy.py"), str(ports["bare"]),
+                            f"http://127.0.0.1:{ports['model']}"], ports["bare"])
+        pids = {"bare aiohttp proxy": bare.pid}  # CPU per request is measured for the Python proxies
         router = stack.start([sys.executable, "-m", "router", "serve", "--config", str(workdir / "router.json"),
                               "--port", str(ports["router"]), "--admin-port", str(ports["admin"])],
                              ports["router"], stderr=router_log)
@@ -203,11 +213,14 @@ def main() -> None:
                    "nginx proxy (defaults)": (ports["nginx_plain"], "/score"),
                    "bare aiohttp proxy": (ports["bare"], "/score"),
                    "router": (ports["router"], "/api/v1/service/echo/score")}
+        pids["router"] = router.pid
         if args.baseline is not None:
             # `python -m router` imports the package from its working directory.
-            stack.start([sys.executable, "-m", "router", "serve", "--config", str(workdir / "router.json"),
-                         "--port", str(ports["baseline"]), "--admin-port", str(ports["baseline_admin"])],
-                        ports["baseline"], cwd=args.baseline.resolve(), stderr=subprocess.DEVNULL)
+            baseline = stack.start([sys.executable, "-m", "router", "serve", "--config",
+                                    str(workdir / "router.json"), "--port", str(ports["baseline"]),
+                                    "--admin-port", str(ports["baseline_admin"])],
+                                   ports["baseline"], cwd=args.baseline.resolve(), stderr=subprocess.DEVNULL)
+            pids["router (baseline)"] = baseline.pid
             targets["router (baseline)"] = (ports["baseline"], "/api/v1/service/echo/score")
         headers = {"Authorization": f"Bearer {KEY}"}
         runs: dict[str, dict[str, list[dict]]] = {name: {"c16": [], "c1": []} for name in targets}
@@ -215,7 +228,12 @@ def main() -> None:
             wrk(port, path, 16, 2, headers)  # warm up
         for _ in range(args.rounds):
             for name, (port, path) in targets.items():
-                runs[name]["c16"].append(wrk(port, path, 16, args.seconds, headers))
+                cpu_before = cpu_seconds(pids[name]) if name in pids else 0.0
+                result = wrk(port, path, 16, args.seconds, headers)
+                if name in pids:  # the process's CPU time over the run, per request answered
+                    result["cpu_us_per_request"] = (cpu_seconds(pids[name]) - cpu_before) * 1e6 / (
+                        result["rps"] * args.seconds)
+                runs[name]["c16"].append(result)
                 runs[name]["c1"].append(wrk(port, path, 1, args.seconds, headers))
         results = {name: {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in by_c.items()}
                    for name, by_c in runs.items()}
@@ -236,7 +254,8 @@ def main() -> None:
         summary[name] = {"rps_ratio_to_nginx": round(r["c16"]["rps"] / nginx["c16"]["rps"], 3),
                          "rps_ratio_to_nginx_defaults": round(r["c16"]["rps"] / plain["c16"]["rps"], 3),
                          "added_p50_ms_at_1": round(r["c1"]["p50_ms"] - direct["c1"]["p50_ms"], 3),
-                         "p99_ms_at_16": r["c16"]["p99_ms"]}
+                         "p99_ms_at_16": r["c16"]["p99_ms"],
+                         "cpu_us_per_request_at_16": round(r["c16"]["cpu_us_per_request"], 1)}
     summary["router"]["upload_50MB_status"] = status
     summary["router"]["upload_50MB_peak_rss_growth_MiB"] = round(growth, 1)
     goals = {"rps_ratio_to_nginx >= 0.2": summary["router"]["rps_ratio_to_nginx"] >= 0.2,
