@@ -16,10 +16,9 @@ The admin port stays on aiohttp: it is off the request path.
 """
 from __future__ import annotations
 
-import ssl as ssl_module
-
 import asyncio
 import logging
+import ssl as ssl_module
 from collections import deque
 from typing import Awaitable, Callable
 
@@ -27,6 +26,7 @@ import httptools
 
 from .request import BadRequestBody, ClientGone, Request
 from .response import TEXT, Response
+from .writeflow import WriteFlow
 
 log = logging.getLogger("router.http")
 Handler = Callable[[Request, Response], Awaitable[None]]
@@ -41,7 +41,7 @@ class HeadTooLarge(Exception):
     """Raised from a parser callback (httptools hands it back wrapped in HttpParserCallbackError)."""
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(WriteFlow, asyncio.Protocol):
     def __init__(self, server: "HttpServer") -> None:
         self._server = server
         self.loop = server.loop
@@ -58,8 +58,6 @@ class HttpConnection(asyncio.Protocol):
         self._pending: deque[Request] = deque()  # pipelined requests behind the active one
         self._paused_for_body = False
         self._reading_paused = False
-        self._write_paused = False
-        self._drain: asyncio.Future | None = None
         self._lost = False
         self._discard = False  # after bad input, or while lingering: data is dropped unparsed
         self._linger: asyncio.TimerHandle | None = None
@@ -95,17 +93,15 @@ class HttpConnection(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()  # nobody is left to answer
             self._task = None
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_exception(gone)
+        self._fail_drain()
         self._server.check_quiet()
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
+    @property
+    def _write_closed(self) -> bool:
+        return self._lost
 
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+    def _closed_error(self) -> Exception:
+        return ClientGone("the client closed the connection")
 
     # ---- httptools callbacks -----------------------------------------------------------------
 
@@ -242,21 +238,6 @@ class HttpConnection(asyncio.Protocol):
     def send_continue(self) -> None:
         if not self._lost:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-    def write(self, data: bytes) -> None:
-        if not self._lost:
-            self.transport.write(data)
-
-    def writelines(self, data) -> None:
-        if not self._lost:
-            self.transport.writelines(data)
-
-    async def drain(self) -> None:
-        if self._lost:
-            raise ClientGone("the client closed the connection")
-        if self._write_paused:
-            self._drain = self.loop.create_future()
-            await self._drain
 
     def response_aborted(self) -> None:
         """The handler cut its own answer off: nothing to cancel, just drop the connection."""

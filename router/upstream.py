@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from .writeflow import WriteFlow
+
 CONNECT_TIMEOUT = 5.0
 IDLE_SECONDS = 15.0  # close connections idle this long (servers' own keep-alive timeouts are longer)
 PAUSE_BYTES = 256 * 1024  # stop reading from the replica while this much of its body waits for the client
@@ -188,7 +190,7 @@ class Exchange:
             self._waiter.set_result(None)
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(WriteFlow, asyncio.Protocol):
     """One connection to a replica, carrying one exchange at a time (HTTP/1.1, no pipelining)."""
 
     def __init__(self, replica: "ReplicaConnections") -> None:
@@ -204,8 +206,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._served = 0  # exchanges started on this connection
         self._headers: list[tuple[bytes, bytes]] = []
         self._close_delimited = False
-        self._write_paused = False
-        self._drain: asyncio.Future | None = None
 
     # ---- request side ------------------------------------------------------------------------
 
@@ -217,21 +217,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.write(data)
         return exchange
 
-    def write(self, data: bytes) -> None:
-        if not self.closed:
-            self.transport.write(data)
+    @property
+    def _write_closed(self) -> bool:
+        return self.closed
 
-    def writelines(self, data) -> None:
-        if not self.closed:
-            self.transport.writelines(data)
-
-    async def drain(self) -> None:
-        """Wait while the replica's socket buffer is full (the upload's flow control)."""
-        if self.closed:
-            raise UpstreamError("connection to the replica closed")
-        if self._write_paused:
-            self._drain = self.loop.create_future()
-            await self._drain
+    def _closed_error(self) -> Exception:
+        return UpstreamError("connection to the replica closed")
 
     def pause(self) -> None:
         if not self.closed:
@@ -278,16 +269,7 @@ class UpstreamConnection(asyncio.Protocol):
                 exchange._finish()  # a body without length or chunking ends when the connection does
             else:
                 exchange.fail(UpstreamError("the replica closed the connection"))
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_exception(UpstreamError("connection to the replica closed"))
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._fail_drain()
 
     # ---- httptools callbacks -----------------------------------------------------------------
 
