@@ -321,11 +321,17 @@ class LoadBalancer(_Model):
         return self
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
 class Tls(_Model):
     """TLS on the router: off, auto (an Azure DNS label and an ACME certificate) or a custom certificate."""
 
     mode: Literal["off", "auto", "custom"] = "off"
     leaf_domain_label: Optional[str] = None
+    # auto: the ACME directory (Let's Encrypt's staging one suits stacks that are torn down often: its rate
+    # limits are far higher, but browsers do not trust what it issues).
+    acme_server: str = LETS_ENCRYPT
     cname: Optional[str] = None
     cert: Optional[str] = None
     key: Optional[str] = None  # secret: `pulumi config set --secret --path router.tls.key ...`
@@ -536,10 +542,6 @@ class StackConfig(_Model):
             if not tls.leaf_domain_label:
                 raise ValueError("router.tls.leafDomainLabel: tls mode auto needs a leafDomainLabel")
             _named("router.tls.leafDomainLabel", naming.check_dns1123_label, tls.leaf_domain_label)
-            # The cert-manager side is written (components/auto_tls.py); the router does not yet forward
-            # ACME HTTP-01 challenges to the solver pods, so no certificate could ever be issued.
-            raise ValueError("router.tls.mode: auto is not available yet (the router does not answer ACME "
-                             "challenges); use mode custom with your own certificate, or off")
         if tls.mode == "custom":
             given = {k: getattr(tls, k) is not None or f"router.tls.{k}" in self.unset_secrets
                      for k in ("cname", "cert", "key")}
@@ -548,6 +550,8 @@ class StackConfig(_Model):
                                  f"missing {', '.join(missing)}")
         elif tls.cname or tls.cert or tls.key:
             raise ValueError(f"router.tls.mode: cname, cert and key are only used with mode custom (mode is {tls.mode})")
+        if tls.acme_server != LETS_ENCRYPT and (tls.mode != "auto" or not tls.acme_server.startswith("https://")):
+            raise ValueError("router.tls.acmeServer: an https:// ACME directory URL, used with mode auto only")
 
     def _check_names(self) -> None:
         for name in self.services:

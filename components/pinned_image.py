@@ -12,7 +12,11 @@ import pulumi
 import pulumi_docker as docker
 
 
+def digest(reference: str, opts: Optional[pulumi.InvokeOutputOptions] = None) -> pulumi.Output[str]:
+    """`sha256:...` of `registry/repository:tag` as its registry answers now."""
+    return docker.get_registry_image_output(name=reference, opts=opts).sha256_digest
+
+
 def by_digest(reference: str, opts: Optional[pulumi.InvokeOutputOptions] = None) -> pulumi.Output[str]:
     repository = reference.rsplit(":", 1)[0]
-    image = docker.get_registry_image_output(name=reference, opts=opts)
-    return image.sha256_digest.apply(lambda digest: f"{repository}@{digest}")
+    return digest(reference, opts).apply(lambda d: f"{repository}@{d}")

@@ -30,6 +30,7 @@ from components.workload import (container_security, labels, namespace_labels, p
 
 NAME = "router"
 HTTP_PORT, ADMIN_PORT, HTTPS_PORT = 8080, 8081, 8443
+ACME_PORT = 8088  # auto TLS: the load balancer's port 80 (ACME challenges, and redirects to HTTPS)
 UID = 10001  # router/Dockerfile's USER
 CONFIG_DIR, TOKEN_DIR, TLS_DIR = "/etc/router", "/etc/router/token", "/etc/router/tls"
 PEER_SERVICE = "router-peers"
@@ -59,8 +60,9 @@ def router_config(cfg: StackConfig, namespace: str) -> dict:
         # The certificate files are re-read when they change: cert-manager renews them in place.
         options["tls"] = {"certFile": f"{TLS_DIR}/tls.crt", "keyFile": f"{TLS_DIR}/tls.key", "port": HTTPS_PORT}
     if cfg.router.tls.mode == "auto":
-        # Plain HTTP answers only ACME challenges (forwarded to cert-manager's solver pods) and redirects.
-        options["acme"] = {"solverLabelSelector": f"{SOLVER_LABEL}=true", "solverPort": SOLVER_PORT}
+        # Port 80 answers only ACME challenges (forwarded to cert-manager's solver pods) and redirects.
+        options["acme"] = {"port": ACME_PORT, "solverLabelSelector": f"{SOLVER_LABEL}=true",
+                           "solverPort": SOLVER_PORT}
     return render_router_config(cfg, backend, auth, router=options)
 
 
@@ -162,11 +164,15 @@ class Router(pulumi.ComponentResource):
             k8s.core.v1.Secret(f"{self._name}-tls", metadata=self._meta("router-tls", ns_name),
                                type="kubernetes.io/tls",
                                string_data={"tls.crt": tls.cert, "tls.key": pulumi.Output.secret(tls.key)}, opts=opts)
-        if self._cfg.router.tls.mode == "auto":
+        mode = self._cfg.router.tls.mode
+        if mode == "auto":
             AutoTls(f"{self._name}-tls", namespace=ns_name, dns_name=self.dns_name, secret_name="router-tls",
-                    opts=opts.merge(pulumi.ResourceOptions(parent=self)))
-        if self._cfg.router.tls.mode != "off":
-            volumes.append({"name": "tls", "secret": {"secretName": "router-tls"}})
+                    acme_server=self._cfg.router.tls.acme_server, opts=opts.merge(pulumi.ResourceOptions(parent=self)))
+        if mode != "off":
+            # An ACME certificate exists only after the router has answered its challenge, so the pod must
+            # start without it (the kubelet fills the volume in once cert-manager writes the Secret).
+            secret = {"secretName": "router-tls", **({"optional": True} if mode == "auto" else {})}
+            volumes.append({"name": "tls", "secret": secret})
             mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
         return volumes, mounts
 
@@ -180,7 +186,9 @@ class Router(pulumi.ComponentResource):
             "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
                       {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}]
                      + ([{"name": "https", "containerPort": HTTPS_PORT, "protocol": "TCP"}]
-                        if self._cfg.router.tls.mode != "off" else []),
+                        if self._cfg.router.tls.mode != "off" else [])
+                     + ([{"name": "acme", "containerPort": ACME_PORT, "protocol": "TCP"}]
+                        if self._cfg.router.tls.mode == "auto" else []),
             "env": [{"name": "POD_NAME", **field("metadata.name")}, {"name": "POD_IP", **field("status.podIP")}],
             "resources": resources(0.5, 0.25, cpu_limit=2, memory_gb_limit=0.5),
             "securityContext": container_security(UID),
@@ -243,8 +251,10 @@ class Router(pulumi.ComponentResource):
         ports = []
         if tls.mode != "off":
             ports.append({"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"})
-        if tls.mode != "custom":  # plain HTTP without TLS; with auto TLS, ACME's HTTP-01 challenge comes on 80
+        if tls.mode == "off":
             ports.append({"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"})
+        elif tls.mode == "auto":  # the CA's HTTP-01 challenge comes on 80; everything else is sent to 443
+            ports.append({"name": "http", "port": 80, "targetPort": "acme", "protocol": "TCP"})
         service = k8s.core.v1.Service(
             f"{self._name}-service", metadata=self._meta(NAME, ns_name, annotations=annotations),
             spec={"type": "LoadBalancer", "selector": selector(NAME, "router"), "ports": ports},
@@ -264,7 +274,7 @@ class Router(pulumi.ComponentResource):
             spec={"podSelector": router_pods, "policyTypes": ["Ingress"],
                   "ingress": [
                       # clients, through the load balancer
-                      {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}, {"port": HTTPS_PORT, "protocol": "TCP"}]},
+                      {"ports": [{"port": port, "protocol": "TCP"} for port in (HTTP_PORT, HTTPS_PORT, ACME_PORT)]},
                       {"from": [{"podSelector": router_pods}],  # the admin port: peers only
                        "ports": [{"port": ADMIN_PORT, "protocol": "TCP"}]},
                   ]},

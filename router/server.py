@@ -8,6 +8,7 @@ import ssl as ssl_module
 
 from aiohttp import web
 
+from .acme import AcmeResponder
 from .app import Router
 from .httpserver import HttpServer
 from .scoring import Scoring
@@ -37,12 +38,19 @@ async def serve(config: RouterConfig, host: str, port: int, admin_host: str, adm
     admin = web.AppRunner(router.admin_app(), access_log=None, shutdown_timeout=1)
     await admin.setup()
     listeners = [await open_scoring(router, host, port)]
-    tls = None
+    tls = acme = None
     if config.router.tls is not None:  # HTTPS on its own port; the plain port stays for in-cluster callers
-        tls = ReloadingContext(config.router.tls)
+        # An ACME certificate only exists once the router has answered its challenge: start without it.
+        tls = ReloadingContext(config.router.tls, wait_for_files=config.router.acme is not None)
         tls.start()
         listeners.append(await open_scoring(router, host, config.router.tls.port, ssl=tls.context))
         log.info("TLS on %s:%d", host, config.router.tls.port)
+    if config.router.acme is not None:
+        acme = AcmeResponder(config.router.acme, cluster.api, config.router.cluster.namespace)
+        await acme.start()
+        listeners.append(acme_listener := HttpServer(acme.handle))
+        await acme_listener.listen(host, config.router.acme.port)
+        log.info("ACME challenges and HTTPS redirects on %s:%d", host, config.router.acme.port)
     await web.TCPSite(admin, admin_host, admin_port).start()
     log.info("router listening on %s:%d (admin %s:%d), services: %s", host, port, admin_host, admin_port,
              ", ".join(router.services))
@@ -60,6 +68,8 @@ async def serve(config: RouterConfig, host: str, port: int, admin_host: str, adm
     await asyncio.gather(*(listener.shutdown(grace) for listener in listeners))
     if tls is not None:
         tls.stop()
+    if acme is not None:
+        await acme.stop()
     await router.stop()
     await admin.cleanup()
     log.info("router stopped")

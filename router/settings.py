@@ -212,11 +212,14 @@ class TlsOptions(Model):
 
 
 class AcmeOptions(Model):
-    """With TLS from an ACME CA (cert-manager): the plain HTTP port answers `/.well-known/acme-challenge/`
-    by forwarding to the solver pods (EndpointSlices with this label in the router's namespace) and
-    redirects every other request to HTTPS."""
+    """With TLS from an ACME CA (cert-manager, HTTP-01): a plain-HTTP listener on `port` (the load balancer's
+    port 80) forwards `/.well-known/acme-challenge/` to the solver pods (EndpointSlices with this label in
+    the router's namespace) and redirects every other request to HTTPS on `httpsPort`. The scoring port
+    stays as it is, for callers inside the cluster."""
+    port: int = Field(8088, gt=0, lt=65536)
     solver_label_selector: str = "acme.cert-manager.io/http01-solver=true"
     solver_port: int = Field(8089, gt=0, lt=65536)
+    https_port: int = Field(443, gt=0, lt=65536)  # what clients dial (the load balancer's), not the pod's
 
 
 class RouterOptions(Model):

@@ -50,6 +50,7 @@ class Registered:
     # Outputs the SDK declares secret (a generated password or key): the engine stores them marked,
     # the mock's state holds them plain, so whoever writes a record out must redact them.
     secret_outputs: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)  # names of the resources it waits for
 
 
 @dataclass
@@ -75,7 +76,9 @@ class Run:
 
 
 # Public images the program pins by digest at deploy time, as their registries would answer.
-PUBLIC_IMAGES = {"nvcr.io/nvidia/k8s-device-plugin:v0.17.4": "sha256:" + "7d" * 32}
+PUBLIC_IMAGES = {"nvcr.io/nvidia/k8s-device-plugin:v0.17.4": "sha256:" + "7d" * 32,
+                 **{f"quay.io/jetstack/cert-manager-{name}:v1.19.1": "sha256:" + f"{i:x}e" * 32
+                    for i, name in enumerate(("controller", "webhook", "cainjector", "acmesolver", "startupapicheck"))}}
 
 
 class AzureStandIn(mocks.Mocks):
@@ -156,14 +159,16 @@ class AzureStandIn(mocks.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """Records what only the raw registration carries: the parent, ignoreChanges and additionalSecretOutputs."""
+    """Records what only the raw registration carries: the parent, ignoreChanges, additionalSecretOutputs and
+    the dependencies."""
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.mocks.created.append(Registered(
                 request.type, request.name, dict(self.resources[response.urn].state) if request.custom else {},
-                request.parent, list(request.ignoreChanges), list(request.additionalSecretOutputs)))
+                request.parent, list(request.ignoreChanges), list(request.additionalSecretOutputs),
+                sorted({urn.rsplit("::", 1)[-1] for urn in request.dependencies})))
         return response
 
 

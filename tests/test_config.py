@@ -162,9 +162,15 @@ def test_internal_load_balancer_with_an_auto_certificate_fails():
     assert problem.startswith("router.tls.mode: auto needs a public load balancer")
 
 
-def test_auto_tls_is_refused_until_the_router_answers_acme_challenges():
-    [problem] = problems(router={"tls": {"mode": "auto", "leafDomainLabel": "mlsvc"}})
-    assert problem.startswith("router.tls.mode: auto is not available yet")
+def test_auto_tls_needs_a_dns_label_and_takes_an_https_acme_directory():
+    [problem] = problems(router={"tls": {"mode": "auto"}})
+    assert problem == "router.tls.leafDomainLabel: tls mode auto needs a leafDomainLabel"
+    staging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+    assert parse(router={"tls": {"mode": "auto", "leafDomainLabel": "mlsvc", "acmeServer": staging}}).router.tls.acme_server == staging
+    [problem] = problems(router={"tls": {"mode": "auto", "leafDomainLabel": "mlsvc", "acmeServer": "http://ca.local/dir"}})
+    assert problem.startswith("router.tls.acmeServer: an https:// ACME directory URL")
+    [problem] = problems(router={"tls": {"acmeServer": staging}})
+    assert problem.startswith("router.tls.acmeServer:") and "mode auto only" in problem
 
 
 def test_production_router_runs_at_least_two_pods():

@@ -10,7 +10,7 @@ import yaml
 
 from components.keys import KEYS_FOR_LABEL
 from fetcher.content import folder_hash
-from pulumi_mocks import ROOT, run_program, stack_file_config
+from pulumi_mocks import PUBLIC_IMAGES, ROOT, run_program, stack_file_config
 from router.settings import RouterConfig
 from tests.router.kube_standin import ROUTER_API_CALLS
 
@@ -293,6 +293,53 @@ def test_an_internal_load_balancer_names_its_subnet_and_custom_tls_serves_https(
     assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
     pod = deployment(run, "router")["spec"]["template"]["spec"]
     assert {"name": "tls", "secret": {"secretName": "router-tls"}} in pod["volumes"]
+
+
+def test_auto_tls_gets_a_certificate_for_the_dns_label_through_the_router(prod):
+    name = "aks-serving-prod.westeurope.cloudapp.azure.com"  # Pulumi.prod.yaml's label, in the cluster's region
+    service = next(r.inputs for r in prod.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "router")
+    assert service["metadata"]["annotations"]["service.beta.kubernetes.io/azure-dns-label-name"] == "aks-serving-prod"
+    # 443 is the router's HTTPS; 80 reaches only its ACME port (challenges and redirects), never plain scoring.
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(443, "https"), (80, "acme")]
+    release = prod.one("kubernetes:helm.sh/v3:Release")
+    assert (release.inputs["chart"], release.inputs["version"], release.inputs["namespace"]) == (
+        "cert-manager", "v1.19.1", "cert-manager")
+    assert release.inputs["repositoryOpts"]["repo"] == "https://charts.jetstack.io"
+    assert release.inputs["values"]["crds"] == {"enabled": True, "keep": True}
+    # Every image the chart runs (the solver's too) is pinned by the digest its registry gave.
+    values = release.inputs["values"]
+    digests = [values["image"]["digest"]] + [values[k]["image"]["digest"]
+                                             for k in ("webhook", "cainjector", "acmesolver", "startupapicheck")]
+    assert digests == [PUBLIC_IMAGES[f"quay.io/jetstack/cert-manager-{name}:v1.19.1"]
+                       for name in ("controller", "webhook", "cainjector", "acmesolver", "startupapicheck")]
+    custom = {r.inputs["kind"]: r for r in prod.of_type("kubernetes:cert-manager.io/v1:Issuer")
+              + prod.of_type("kubernetes:cert-manager.io/v1:Certificate")}
+    issuer, certificate = custom["Issuer"], custom["Certificate"]
+    assert issuer.inputs["metadata"]["namespace"] == certificate.inputs["metadata"]["namespace"] == "aks-serving"
+    acme = issuer.inputs["spec"]["acme"]
+    assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert acme["solvers"] == [{"http01": {"ingress": {"ingressClassName": "aks-serving-router", "serviceType": "ClusterIP"}}}]
+    assert certificate.inputs["spec"]["dnsNames"] == [name] and certificate.inputs["spec"]["secretName"] == "router-tls"
+    assert certificate.inputs["spec"]["issuerRef"] == {"name": issuer.inputs["metadata"]["name"], "kind": "Issuer",
+                                                      "group": "cert-manager.io"}
+    # The CRDs come with the chart, so the custom resources wait for it.
+    assert release.name in issuer.depends_on and {release.name, issuer.name} <= set(certificate.depends_on)
+
+    # The router loads this config: HTTPS from the Secret's files, and the ACME listener on 8088.
+    config = RouterConfig.model_validate(router_config(prod))
+    assert (config.router.tls.port, config.router.acme.port, config.router.acme.solver_port) == (8443, 8088, 8089)
+    assert config.router.acme.solver_label_selector == "acme.cert-manager.io/http01-solver=true"
+    pod = deployment(prod, "router")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "acme", "containerPort": 8088, "protocol": "TCP"} in container["ports"]
+    # The Secret appears only after the router answered the challenge: the pod must start without it.
+    assert {"name": "tls", "secret": {"secretName": "router-tls", "optional": True}} in pod["volumes"]
+    policies = {r.inputs["metadata"]["name"]: r.inputs["spec"]
+                for r in prod.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert policies["acme-solver"]["podSelector"] == {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}}
+    assert policies["acme-solver"]["ingress"][0]["ports"] == [{"port": 8089, "protocol": "TCP"}]
+    assert {"port": 8088, "protocol": "TCP"} in policies["router"]["ingress"][0]["ports"]
+    assert prod.exports["services"]["diabetes"]["scoringUri"] == f"https://{name}/api/v1/service/diabetes/score"
 
 
 # ---------------------------------------------------------------- network

@@ -1,7 +1,8 @@
 """Kubernetes: replicas from EndpointSlices, scaling through `deployments/scale`, router pods as peers.
 
 API calls the router makes (the stack's Role must allow exactly these):
-  discovery.k8s.io endpointslices  list, watch   model namespaces and the router's namespace (peers)
+  discovery.k8s.io endpointslices  list, watch   model namespaces and the router's namespace (peers, and
+                                                 cert-manager's ACME solvers: acme.py)
   apps deployments/scale           get, patch    model namespaces
   coordination.k8s.io leases       get, create, update   router's namespace (leader election)
   "" secrets                       list, watch   router's namespace (service keys, by label)

@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import ssl
 from pathlib import Path
 
 import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -125,3 +131,29 @@ class RouterClient:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+def self_signed(name: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) for `name`, valid for a day."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+async def served_common_name(port: int) -> str:
+    """The CN of the certificate the server on 127.0.0.1:port presents."""
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE  # we read the certificate, not trust it
+    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=client), 5)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    cert = x509.load_der_x509_certificate(der)
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
