@@ -46,8 +46,8 @@ class ServiceKeys(pulumi.ComponentResource):
                       "labels": {**labels(owner, "keys"), **key_secret_labels(owner)}},
             type="Opaque", string_data={"primaryKey": primary.result, "secondaryKey": secondary.result},
             opts=child)
-        self.primary_key = pulumi.Output.secret(primary.result)
-        self.secondary_key = pulumi.Output.secret(secondary.result)
+        # `result` is a secret output of RandomPassword already: no wrapping needed.
+        self.primary_key, self.secondary_key = primary.result, secondary.result
         self.register_outputs({"primaryKey": self.primary_key, "secondaryKey": self.secondary_key})
 
 

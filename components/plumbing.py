@@ -24,6 +24,7 @@ DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.4"  # resolved to 
 
 class ModelsNamespace(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
+    name: pulumi.Output[str]  # the namespace's name, once it exists: objects placed with it wait for it
 
     def __init__(self, name: str, namespace: str, *, router_namespace: str, client_id: pulumi.Input[str],
                  tenant_id: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None):
@@ -58,6 +59,7 @@ class ModelsNamespace(pulumi.ComponentResource):
                       {"ports": [{"port": 443, "protocol": "TCP"}]},
                   ]},
             opts=opts_ns)
+        self.name = self.namespace.metadata.apply(lambda m: m.name)
         self.register_outputs({"namespace": namespace})
 
 

@@ -95,7 +95,8 @@ class Router(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         self._rbac(ns_name, models_namespaces, in_ns)
         document = router_config(cfg, ns_name)
-        config_text = yaml.safe_dump(document, sort_keys=True)
+        # libyaml's emitter: the document has an entry per service, and PyYAML's own is ~10x slower.
+        config_text = yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=True)
         k8s.core.v1.ConfigMap(f"{name}-config", metadata=self._meta("router-config", ns_name),
                               data={"config.yaml": config_text}, opts=in_ns)
         volumes, mounts = self._volumes(ns_name, token_public_key, in_ns)

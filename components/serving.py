@@ -59,13 +59,12 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
 
     def make_service(name: str, spec: DeploymentSpec, opts: pulumi.ResourceOptions,
                      auth: Optional[ServiceSpec] = None) -> ModelService:
-        namespace = cfg.models_namespace_of(spec)
+        # The namespace's name as an Output of the Namespace: every object in it waits for it to exist.
         return ModelService(
-            name, spec, namespace=namespace,
+            name, spec, namespace=namespaces[cfg.models_namespace_of(spec)].name,
             images=Images(image_refs[spec.environment], fetcher.image_ref),
             store=store, blob_endpoint=workspace.blob_endpoint, container_name=workspace.models_container_name,
-            placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth,
-            opts=opts.merge(pulumi.ResourceOptions(depends_on=[namespaces[namespace]])))
+            placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth, opts=opts)
 
     services = {name: make_service(name, spec, on_cluster, auth=spec) for name, spec in cfg.services.items()}
     endpoints = {name: ModelEndpoint(name, endpoint, router_namespace=router.namespace, opts=on_cluster,
@@ -84,20 +83,27 @@ def scoring_outputs(serving: Serving, cfg: StackConfig) -> dict:
     """Scoring and swagger URIs per service and endpoint (v1's scoring_uri / swagger_uri)."""
     router = serving.router
 
-    def uri(path: str) -> pulumi.Output[Optional[str]]:
-        return router.host.apply(lambda host: f"{router.scheme}://{host}/api/v1/{path}" if host else None)
+    def tables(host: Optional[str]) -> dict:
+        def uri(path: str) -> Optional[str]:
+            return f"{router.scheme}://{host}/api/v1/{path}" if host else None
+        services = {name: {"scoringUri": uri(f"service/{name}/score"), "swaggerUri": uri(f"service/{name}/swagger.json"),
+                           "auth": spec.auth_mode} for name, spec in cfg.services.items()}
+        endpoints = {name: {"scoringUri": uri(f"endpoint/{name}/score"),
+                            "swaggerUri": uri(f"service/{name}-{e.default_version}/swagger.json"),
+                            "auth": e.auth_mode, "traffic": serving.endpoints[name].traffic}
+                     for name, e in cfg.endpoints.items()}
+        return {"services": services, "endpoints": endpoints}
 
-    services = {name: {"scoringUri": uri(f"service/{name}/score"), "swaggerUri": uri(f"service/{name}/swagger.json"),
-                       "auth": spec.auth_mode} for name, spec in cfg.services.items()}
-    endpoints = {name: {"scoringUri": uri(f"endpoint/{name}/score"),
-                        "swaggerUri": uri(f"service/{name}-{e.default_version}/swagger.json"),
-                        "auth": e.auth_mode, "traffic": serving.endpoints[name].traffic}
-                 for name, e in cfg.endpoints.items()}
-    return {"services": services, "endpoints": endpoints}
+    # One Output for every URI (the router's host), not two per service.
+    both = router.host.apply(tables)
+    return {"services": both["services"], "endpoints": both["endpoints"]}
 
 
 def key_outputs(serving: Serving) -> pulumi.Output[dict]:
     """Every key-auth service's and endpoint's keys, as one secret (v1's get_keys())."""
-    keys = {name: {"primaryKey": owner.primary_key, "secondaryKey": owner.secondary_key}
-            for name, owner in [*serving.services.items(), *serving.endpoints.items()] if owner.primary_key is not None}
-    return pulumi.Output.secret(keys)
+    owners = [(name, owner) for name, owner in [*serving.services.items(), *serving.endpoints.items()]
+              if owner.primary_key is not None]
+    keys = [key for _, owner in owners for key in (owner.primary_key, owner.secondary_key)]
+    # One Output over every key (a dict of Outputs would become one Output per entry, then one per dict).
+    return pulumi.Output.secret(pulumi.Output.all(*keys).apply(lambda values: {
+        name: {"primaryKey": values[2 * i], "secondaryKey": values[2 * i + 1]} for i, (name, _) in enumerate(owners)}))

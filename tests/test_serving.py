@@ -96,6 +96,17 @@ def test_the_router_hpa_exists_only_on_production(dev, prod):
 # ---------------------------------------------------------------- model pods
 
 
+def test_model_objects_wait_for_their_namespace_and_files_and_keys_for_the_routers_namespace(dev):
+    # On a first `pulumi up` nothing may be created in a namespace that does not exist yet, and no pod may
+    # start before its files are in storage (a component's own dependencies do not pass to its children).
+    deployment_deps = dev.named("diabetes-deployment").depends_on
+    assert "models-aks-serving-models-namespace" in dev.named("diabetes-service").depends_on
+    assert "models-aks-serving-models-namespace" in deployment_deps
+    assert any(d.startswith("models-models/") and d.endswith("model/model.joblib") for d in deployment_deps)
+    assert any(d.startswith("models-code/") and d.endswith("/score.py") for d in deployment_deps)
+    assert "router-namespace" in dev.named("diabetes-keys-secret").depends_on
+
+
 def test_a_model_pod_fetches_its_files_by_content_hash_and_serves_with_the_configs_timeouts(dev):
     pod = deployment(dev, "diabetes")["spec"]["template"]
     spec = pod["spec"]
