@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 
 from .backends.kubeapi import KubeApi, list_and_watch, resource_path
-from .backends.kubernetes import serving_addresses
+from .backends.kubernetes import serving_addresses, url_host
 from .request import Request
 from .response import TEXT, Response
 from .settings import AcmeOptions
@@ -79,7 +79,7 @@ class AcmeResponder:
         response.send_text(404, "no ACME solver knows this token\n")
 
     async def _ask(self, address: str, port: int, path: str, host: str) -> bytes | None:
-        url = f"http://{f'[{address}]' if ':' in address else address}:{port}{path}"
+        url = f"http://{url_host(address)}:{port}{path}"
         try:
             # The solver checks the Host header against the domain it was started for.
             async with self._session.get(url, headers={"Host": host}, allow_redirects=False) as answer:

@@ -65,7 +65,7 @@ class KubernetesReplicas:
         synced = asyncio.Event()
 
         def on_change(slices: list[dict]) -> None:
-            pool.set_replicas([f"{c.scheme}://{_host(a)}:{p}" for a, p in serving_addresses(slices, c.port)])
+            pool.set_replicas([f"{c.scheme}://{url_host(a)}:{p}" for a, p in serving_addresses(slices, c.port)])
 
         path = resource_path("discovery.k8s.io", "v1", c.namespace, "endpointslices")
         self._task = asyncio.get_running_loop().create_task(
@@ -242,13 +242,14 @@ class Cluster:
 
     async def _fetch_load(self, peer: tuple[str, int]) -> dict:
         try:
-            async with self._session.get(f"http://{_host(peer[0])}:{peer[1]}/peer/load") as resp:
+            async with self._session.get(f"http://{url_host(peer[0])}:{peer[1]}/peer/load") as resp:
                 return await resp.json() if resp.status == 200 else {}
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             return {}  # a peer that does not answer counts as idle until it does
 
 
-def _host(address: str) -> str:
+def url_host(address: str) -> str:
+    """An EndpointSlice address as it goes in a URL (IPv6 in brackets)."""
     return f"[{address}]" if ":" in address else address
 
 
