@@ -62,8 +62,8 @@ class ModelService(pulumi.ComponentResource):
     secondary_key: Optional[pulumi.Output[str]]  # secret
 
     def __init__(self, name: str, spec: DeploymentSpec, *, namespace: pulumi.Input[str], images: Images,
-                 store: ModelStore,
-                 blob_endpoint: pulumi.Input[str], container_name: pulumi.Input[str], placement: Placement,
+                 store: ModelStore, blob_endpoint: pulumi.Input[str], container_name: pulumi.Input[str],
+                 placement: Placement,
                  router_namespace: pulumi.Input[str], auth: Optional[AuthSettings] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:ModelService", name, None, opts)
@@ -74,7 +74,7 @@ class ModelService(pulumi.ComponentResource):
         fetch = _fetch_container(images.fetcher, blob_endpoint, container_name, code.prefix,
                                  models.prefix if models else None)
         pod_labels = {**labels(name, "model"), "azure.workload.identity/use": "true"}
-        # kube_object: the same objects as the typed classes, at a third of the cost (it explains).
+        # The same objects as the typed classes, at a third of the cost: components/kube_object.py says why.
         kube_object(
             f"{name}-deployment", "apps/v1", "Deployment",
             metadata={"name": name, "namespace": namespace, "labels": labels(name, "model"),
