@@ -63,8 +63,7 @@ class ModelService(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: DeploymentSpec, *, namespace: pulumi.Input[str], images: Images,
                  store: ModelStore, blob_endpoint: pulumi.Input[str], container_name: pulumi.Input[str],
-                 placement: Placement,
-                 router_namespace: pulumi.Input[str], auth: Optional[AuthSettings] = None,
+                 placement: Placement, router_namespace: pulumi.Input[str], auth: Optional[AuthSettings] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:ModelService", name, None, opts)
         self.service_name = name
