@@ -17,6 +17,7 @@ from router.app import Router  # noqa: E402
 from router.server import open_scoring  # noqa: E402
 from router.settings import RouterConfig  # noqa: E402
 from router_testkit import PRIMARY, SECONDARY, Model, RouterClient  # noqa: E402
+from kube_standin import TOKEN, StandInApiServer  # noqa: E402
 
 
 @pytest_asyncio.fixture
@@ -66,3 +67,12 @@ async def router_client():
         await client.close()
         await server.shutdown(1)
         await router.stop()
+
+
+@pytest_asyncio.fixture
+async def standin():
+    """The stand-in Kubernetes API server (kube_standin), accepting the token kube_standin.TOKEN."""
+    server = StandInApiServer(TOKEN)
+    await server.start()
+    yield server
+    await server.close()

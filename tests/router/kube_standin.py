@@ -15,6 +15,7 @@ import re
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+TOKEN = "stand-in-service-account-token"  # the service-account token the tests' router pods present
 PATH = re.compile(r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
                   r"/namespaces/(?P<ns>[^/]+)/(?P<resource>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>[^/]+))?$")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import socket
 import ssl
 from pathlib import Path
 
@@ -157,3 +158,18 @@ async def served_common_name(port: int) -> str:
     writer.close()
     cert = x509.load_der_x509_certificate(der)
     return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def until(condition, seconds: float = 10.0) -> bool:
+    """Wait (bounded) for a condition the router reaches asynchronously."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()

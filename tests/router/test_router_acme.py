@@ -7,7 +7,6 @@ its one domain, with the key authorization, and 404 otherwise).
 """
 import asyncio
 import json
-import socket
 import ssl
 import sys
 from pathlib import Path
@@ -18,26 +17,21 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from kube_standin import ROUTER_API_CALLS, StandInApiServer, endpoint
+from kube_standin import ROUTER_API_CALLS, TOKEN, endpoint
 from router.acme import AcmeResponder
 from router.backends.kubeapi import KubeApi
 from router.httpserver import HttpServer
 from router.settings import AcmeOptions
-from router_testkit import self_signed, served_common_name, service_config
+from router_testkit import free_port, self_signed, served_common_name, service_config, until
 
 pytestmark = pytest.mark.asyncio
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "stand-in-service-account-token"
 DOMAIN = "scoring.westeurope.cloudapp.azure.com"
 CHALLENGE = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEY_AUTHORIZATION = CHALLENGE + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 SOLVER_LABELS = {"acme.cert-manager.io/http01-solver": "true"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def solver_standin(domain: str, token: str, key: str) -> web.Application:
@@ -57,12 +51,6 @@ def solver_slice(name: str, port: int, ready: bool = True) -> dict:
             "ports": [{"name": "http", "port": port, "protocol": "TCP"}], "endpoints": [endpoint("127.0.0.1", ready)]}
 
 
-@pytest_asyncio.fixture
-async def standin():
-    server = StandInApiServer(TOKEN)
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest_asyncio.fixture
@@ -177,12 +165,6 @@ async def responder(standin, solver):
     await api.close()
 
 
-async def until(condition, seconds=5.0) -> bool:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
 
 
 async def test_solvers_are_asked_in_turn_and_only_ready_ones(responder):

@@ -5,34 +5,21 @@ The model replicas and both router pods are real (aiohttp on 127.0.0.1).
 """
 import asyncio
 import base64
-import socket
 
 import pytest
-import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
-from kube_standin import ROUTER_API_CALLS, StandInApiServer, endpoint, endpoint_slice
+from kube_standin import ROUTER_API_CALLS, TOKEN, endpoint, endpoint_slice
 from router.backends.kubernetes import Cluster
 from router.settings import RouterConfig
+from router_testkit import free_port, until
 
 pytestmark = pytest.mark.asyncio
-TOKEN = "stand-in-service-account-token"
 LABELS = {"aks-serving/keys-for": "model-svc"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-async def until(condition, seconds=10.0):
-    """Wait (bounded) for a condition the router reaches asynchronously."""
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
 
 
 def secret(key: str) -> dict:
@@ -41,12 +28,6 @@ def secret(key: str) -> dict:
                      "secondaryKey": base64.b64encode(b"secondary-" + key.encode()).decode()}}
 
 
-@pytest_asyncio.fixture
-async def standin():
-    server = StandInApiServer(TOKEN)
-    await server.start()
-    yield server
-    await server.close()
 
 
 async def test_routers_discover_replicas_elect_a_leader_share_slots_and_scale(standin, models, router_client, tmp_path):

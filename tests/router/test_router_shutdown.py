@@ -2,23 +2,18 @@
 import asyncio
 import json
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from router_testkit import service_config
+from router_testkit import free_port, service_config
 
 pytestmark = pytest.mark.asyncio
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_sigterm_drains_in_flight_requests_then_exits(models, tmp_path):
