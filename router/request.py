@@ -1,9 +1,8 @@
 """One request on the scoring port as its handler sees it: the head, and the body as a stream.
 
 The connection (`httpserver.HttpConnection`) fills it in from httptools' callbacks. The body is queued as it
-arrives and read either whole (`read`, for bodies known to be small) or chunk by chunk (`chunks`); while
-more than HIGH_WATER bytes wait, the client's socket is not read, so a slow replica slows the client down
-instead of filling the router's memory.
+arrives and read whole or chunk by chunk, with the client's socket paused while the consumer is slower
+(`readflow.ReadFlow`), so a slow replica slows the client down instead of filling the router's memory.
 """
 from __future__ import annotations
 
@@ -14,11 +13,10 @@ from urllib.parse import unquote
 
 import httptools
 
+from .readflow import ReadFlow
+
 if TYPE_CHECKING:
     from .httpserver import HttpConnection
-
-HIGH_WATER = 256 * 1024  # stop reading the client's socket while this much body waits
-LOW_WATER = 64 * 1024  # and read it again once the queue is below this
 
 
 class ClientGone(ConnectionError):
@@ -29,7 +27,7 @@ class BadRequestBody(ConnectionError):
     """The body broke the framing it announced (httptools rejected it): the request cannot go on."""
 
 
-class Request:
+class Request(ReadFlow):
     __slots__ = ("method", "path", "query", "headers", "http11", "keep_alive", "content_length",
                  "chunked", "complete", "_index", "_expect_continue", "_conn", "_chunks", "_buffered",
                  "_whole", "_waiter", "_error")
@@ -72,39 +70,29 @@ class Request:
         if not self._whole:
             self._whole = True
             self._conn.body_drained()  # in case the socket was paused for this body
-        while not self.complete:
-            await self._wait()
+        return await super().read()
+
+    # ---- ReadFlow ----------------------------------------------------------------------------
+
+    @property
+    def _body_done(self) -> bool:
+        return self.complete
+
+    def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        return body
 
-    async def chunks(self):
-        """The body as it arrives, with the client paused while the consumer is slower."""
-        while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._buffered < LOW_WATER:
-                    self._conn.body_drained()
-                yield chunk
-            elif self.complete:
-                if self._error is not None:
-                    raise self._error
-                return
-            else:
-                await self._wait()
+    def _backlogged(self) -> None:
+        if not self._whole:  # `read` wants all of it: pausing the client would stall it
+            self._conn.body_backlogged()
+
+    def _drained(self) -> None:
+        self._conn.body_drained()
 
     # ---- the connection's side ---------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered >= HIGH_WATER and not self._whole:
-            self._conn.body_backlogged()
-        self._wake()
+        self._queue(data)
 
     def end(self) -> None:
         self.complete = True
@@ -130,10 +118,6 @@ class Request:
             await self._waiter
         finally:
             self._waiter = None
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
 
 
 def _absolute_form(target: bytes) -> tuple[bytes, bytes]:

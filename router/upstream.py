@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from .readflow import ReadFlow
 from .writeflow import WriteFlow
 
 CONNECT_TIMEOUT = 5.0
 IDLE_SECONDS = 15.0  # close connections idle this long (servers' own keep-alive timeouts are longer)
-PAUSE_BYTES = 256 * 1024  # stop reading from the replica while this much of its body waits for the client
 
 
 class ConnectError(Exception):
@@ -50,8 +50,9 @@ class ScoringTimeout(Exception):
     """The deadline passed before the replica's response headers."""
 
 
-class Exchange:
-    """One request on a connection and the replica's response to it."""
+class Exchange(ReadFlow):
+    """One request on a connection and the replica's response to it; the response body is read through
+    `ReadFlow` (`read`, `chunks`), with the replica's socket paused while the client is slower."""
 
     __slots__ = ("response", "status", "headers", "content_length", "sent", "reused", "heard", "_conn",
                  "_chunks", "_buffered", "_ended", "_error", "_waiter", "_on_end", "_timer", "_pump",
@@ -89,30 +90,6 @@ class Exchange:
         if not self.response.done():
             self.response.set_exception(ScoringTimeout())
 
-    async def read(self) -> bytes:
-        """The whole body (for responses known to be small)."""
-        while not self._ended:
-            await self._wait()
-        self._raise_if_failed()
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        return body
-
-    async def chunks(self):
-        """The body as it arrives; the replica is paused while the client is slower."""
-        while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._conn is not None and self._buffered < PAUSE_BYTES // 4:
-                    self._conn.resume()
-                yield chunk
-            elif self._ended:
-                self._raise_if_failed()
-                return
-            else:
-                await self._wait()
-
     def close(self) -> None:
         """The caller is done with the body; an unfinished exchange loses its connection."""
         if not self._ended:
@@ -142,11 +119,7 @@ class Exchange:
     def _feed(self, chunk: bytes) -> None:
         if self._on_end is not None:  # held: nobody reads it
             return
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        if self._buffered >= PAUSE_BYTES and self._conn is not None:
-            self._conn.pause()
-        self._wake()
+        self._queue(chunk)
 
     def _finish(self) -> None:
         self._end(None)
@@ -172,9 +145,23 @@ class Exchange:
         if self._on_end is not None:
             self._on_end()
 
+    # ---- ReadFlow ----------------------------------------------------------------------------
+
+    @property
+    def _body_done(self) -> bool:
+        return self._ended
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise UpstreamError(str(self._error) or "replica failed") from self._error
+
+    def _backlogged(self) -> None:
+        if self._conn is not None:
+            self._conn.pause()
+
+    def _drained(self) -> None:
+        if self._conn is not None:
+            self._conn.resume()
 
     async def _wait(self) -> None:
         # sock_read in aiohttp's terms: a replica that stalls mid-body for this long fails the request.
@@ -184,10 +171,6 @@ class Exchange:
                 await self._waiter
         finally:
             self._waiter = None
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
 
 
 class UpstreamConnection(WriteFlow, asyncio.Protocol):

@@ -9,7 +9,7 @@ import pytest_asyncio
 
 import router.httpserver
 from router.httpserver import HttpServer
-from router.request import HIGH_WATER
+from router.readflow import HIGH_WATER
 from router_testkit import service_config
 
 pytestmark = pytest.mark.asyncio
