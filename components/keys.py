@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Optional
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
 from components.config import Keys
+from components.kube_object import kube_object
 from components.workload import labels
 
 KEYS_FOR_LABEL = "aks-serving/keys-for"  # the router's keySecretLabels select on this
@@ -40,12 +40,12 @@ class ServiceKeys(pulumi.ComponentResource):
                                         keepers={"version": str(keys.primary_version)}, opts=child)
         secondary = random.RandomPassword(f"{name}-secondary", length=KEY_LENGTH, special=False,
                                           keepers={"version": str(keys.secondary_version)}, opts=child)
-        k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata={"name": f"{owner}-keys", "namespace": namespace,
-                      "labels": {**labels(owner, "keys"), **key_secret_labels(owner)}},
-            type="Opaque", string_data={"primaryKey": primary.result, "secondaryKey": secondary.result},
-            opts=child)
+        kube_object(
+            f"{name}-secret", "v1", "Secret", {
+                "metadata": {"name": f"{owner}-keys", "namespace": namespace,
+                             "labels": {**labels(owner, "keys"), **key_secret_labels(owner)}},
+                "type": "Opaque", "stringData": {"primaryKey": primary.result, "secondaryKey": secondary.result}},
+            opts=child, secret_fields=["stringData"])
         # `result` is a secret output of RandomPassword already: no wrapping needed.
         self.primary_key, self.secondary_key = primary.result, secondary.result
         self.register_outputs({"primaryKey": self.primary_key, "secondaryKey": self.secondary_key})

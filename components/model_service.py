@@ -75,32 +75,32 @@ class ModelService(pulumi.ComponentResource):
         pod_labels = {**labels(name, "model"), "azure.workload.identity/use": "true"}
         # The same objects as the typed classes, at a third of the cost: components/kube_object.py says why.
         kube_object(
-            f"{name}-deployment", "apps/v1", "Deployment",
-            metadata={"name": name, "namespace": namespace, "labels": labels(name, "model"),
-                      "annotations": {MODEL_COUNT_ANNOTATION: str(len(spec.models))}},
-            spec={
-                # No "replicas": the router scales this Deployment through its scale subresource.
-                "selector": {"matchLabels": selector(name, "model")},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
-                "template": {
-                    "metadata": {"labels": pod_labels},
-                    "spec": _pod_spec(name, spec, images.model, fetch, placement, store.root),
-                },
-            },
+            f"{name}-deployment", "apps/v1", "Deployment", {
+                "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model"),
+                             "annotations": {MODEL_COUNT_ANNOTATION: str(len(spec.models))}},
+                "spec": {
+                    # No "replicas": the router scales this Deployment through its scale subresource.
+                    "selector": {"matchLabels": selector(name, "model")},
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+                    "template": {
+                        "metadata": {"labels": pod_labels},
+                        "spec": _pod_spec(name, spec, images.model, fetch, placement, store.root),
+                    },
+                }},
             # A pod must not start before its files are in storage.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(code.blobs + (models.blobs if models else ()))))
         kube_object(
-            f"{name}-service", "v1", "Service",
-            metadata={"name": name, "namespace": namespace, "labels": labels(name, "model")},
-            spec={"type": "ClusterIP", "selector": selector(name, "model"),
-                  "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
+            f"{name}-service", "v1", "Service", {
+                "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model")},
+                "spec": {"type": "ClusterIP", "selector": selector(name, "model"),
+                         "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}},
             opts=child)
         min_replicas = spec.num_replicas if not spec.autoscale_enabled else spec.autoscale.min_replicas
         if min_replicas > 1:
             kube_object(
-                f"{name}-pdb", "policy/v1", "PodDisruptionBudget",
-                metadata={"name": name, "namespace": namespace, "labels": labels(name, "model")},
-                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(name, "model")}},
+                f"{name}-pdb", "policy/v1", "PodDisruptionBudget", {
+                    "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model")},
+                    "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(name, "model")}}},
                 opts=child)
         self.primary_key = self.secondary_key = None
         if auth is not None and auth.auth_mode == "key":

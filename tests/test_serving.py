@@ -78,6 +78,20 @@ def test_every_service_and_endpoint_version_is_a_model_service_in_the_models_nam
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_kubernetes_token_names_its_objects_group_version_and_kind(stack, dev, prod):
+    # As the provider reads a token back (gvkFromURN): `<group>/<version>:<Kind>`, `core` for the core group.
+    # `kubernetes:v1:Service` passes the mocks and fails `pulumi up`.
+    run = {"dev": dev, "prod": prod}[stack]
+    for r in k8s_objects(run):
+        if r.type.startswith("kubernetes:helm.sh/") or r.type.endswith("Patch"):
+            continue
+        group_version, kind = r.type.removeprefix("kubernetes:").split(":")
+        assert kind == r.inputs["kind"], r.name
+        assert group_version == (r.inputs["apiVersion"] if "/" in r.inputs["apiVersion"]
+                                 else f"core/{r.inputs['apiVersion']}"), r.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_no_deployment_declares_a_replica_count_and_no_hpa_targets_a_model(stack, dev, prod):
     run = {"dev": dev, "prod": prod}[stack]
     assert all("replicas" not in r.inputs["spec"] for r in run.of_type(DEPLOYMENT))
@@ -213,6 +227,7 @@ def test_keys_live_in_labelled_secrets_in_the_routers_namespace(dev):
         data = secret["stringData"]
         assert data[SECRET_SIG] == SECRET_VALUE  # the provider holds it as a secret
         assert set(data["value"]) == {"primaryKey", "secondaryKey"}
+    assert all(r.secret_outputs == ["stringData"] for r in dev.of_type("kubernetes:core/v1:Secret"))
 
 
 def test_bumping_the_primary_key_version_regenerates_only_the_primary(dev):
