@@ -45,7 +45,7 @@ class ServiceKeys(pulumi.ComponentResource):
                 "metadata": {"name": f"{owner}-keys", "namespace": namespace,
                              "labels": {**labels(owner, "keys"), **key_secret_labels(owner)}},
                 "type": "Opaque", "stringData": {"primaryKey": primary.result, "secondaryKey": secondary.result}},
-            opts=child, secret_fields=["stringData"])
+            opts=child)
         # `result` is a secret output of RandomPassword already: no wrapping needed.
         self.primary_key, self.secondary_key = primary.result, secondary.result
         self.register_outputs({"primaryKey": self.primary_key, "secondaryKey": self.secondary_key})

@@ -17,13 +17,14 @@ pulumi-kubernetes' own generic class would register `kubernetes:v1:Service`, whi
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import pulumi
 from pulumi_kubernetes import _utilities as k8s_sdk
 
 # The provider plugin version the typed classes ask for (their default resource options).
 PROVIDER_VERSION = k8s_sdk.get_version()
+SECRET_FIELDS = ("data", "stringData")
 
 
 def type_token(api_version: str, kind: str) -> str:
@@ -32,14 +33,16 @@ def type_token(api_version: str, kind: str) -> str:
     return f"kubernetes:{group_version}:{kind}"
 
 
-def kube_object(name: str, api_version: str, kind: str, fields: dict[str, Any], opts: pulumi.ResourceOptions,
-                secret_fields: Sequence[str] = ()) -> pulumi.CustomResource:
-    """A `kind` object whose top-level fields besides apiVersion and kind are `fields` (metadata, spec, ...).
-
-    `secret_fields` are stored as secrets in the state, inputs and outputs alike (a Secret's data)."""
+def kube_object(name: str, api_version: str, kind: str, fields: dict[str, Any],
+                opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """A `kind` object whose top-level fields besides apiVersion and kind are `fields` (metadata, spec, ...)."""
     props = {"apiVersion": api_version, "kind": kind, **fields}
-    for field in secret_fields:
-        props[field] = pulumi.Output.secret(props[field])
+    secret_outputs = None
+    if kind == "Secret":
+        # As the typed Secret does: the values are secret in the inputs, and so is what the provider reads
+        # back (it returns `data`, base64 of `stringData`, which is no less secret).
+        secret_outputs = list(SECRET_FIELDS)
+        props.update({k: pulumi.Output.secret(props[k]) for k in SECRET_FIELDS if k in props})
     opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-        version=PROVIDER_VERSION, additional_secret_outputs=list(secret_fields) or None))
+        version=PROVIDER_VERSION, additional_secret_outputs=secret_outputs))
     return pulumi.CustomResource(type_token(api_version, kind), name, props, opts)

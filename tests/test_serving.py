@@ -227,7 +227,8 @@ def test_keys_live_in_labelled_secrets_in_the_routers_namespace(dev):
         data = secret["stringData"]
         assert data[SECRET_SIG] == SECRET_VALUE  # the provider holds it as a secret
         assert set(data["value"]) == {"primaryKey", "secondaryKey"}
-    assert all(r.secret_outputs == ["stringData"] for r in dev.of_type("kubernetes:core/v1:Secret"))
+    # What the provider reads back (`data` is base64 of `stringData`) is stored as a secret too.
+    assert all(r.secret_outputs == ["data", "stringData"] for r in dev.of_type("kubernetes:core/v1:Secret"))
 
 
 def test_bumping_the_primary_key_version_regenerates_only_the_primary(dev):
