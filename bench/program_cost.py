@@ -7,6 +7,11 @@ bare `pulumi_random.RandomString`s as the program registered, under the same moc
 The floor is a typed provider-SDK resource, as the issue defines it (about 3 ms each here). The program's
 per-service Kubernetes objects skip that typed layer (components/kube_object.py); a raw
 `pulumi.CustomResource` floor would be about 1.1 ms.
+A third column registers the program's own objects flat: the same type tokens and the same inputs the
+program sent (captured from a run of it in another process), each a bare `pulumi.CustomResource` or
+`pulumi.ComponentResource` with plain values, no parents, no Outputs, no dependencies. It is what the SDK
+costs for exactly these objects, so program / objects is what the program's structure adds (components,
+parents, Outputs, dependency edges), and objects / floor is what their content costs.
 Wall time is the run alone; peak RSS is the child's ru_maxrss. Both children import the same modules
 before the clock starts (the program's lazily loaded provider modules included), so the fixed cost of
 imports is in both RSS figures and in neither time. This VM's CPU is shared (steal time varies by tens of
@@ -23,8 +28,10 @@ import functools
 import importlib
 import json
 import os
+import pickle
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -73,15 +80,71 @@ def child_program(services: int) -> dict:
 
     config = bench_config(services)
     start = time.perf_counter()
-    run = run_program(config, stack="dev")
+    # The program's own run, its stack outputs' registration included; not the test's reading them back.
+    run = run_program(config, stack="dev", read_exports=False)
     return {"seconds": time.perf_counter() - start, "resources": len(run.resources)}
 
 
+def capture_objects(services: int, path: Path) -> None:
+    """Pickle what the program registers for `services`: [(type, name, inputs sent or None for a component)]."""
+    from pulumi_mocks import AzureStandIn, run_program
+
+    class Recorder(AzureStandIn):
+        sent: dict = {}
+
+        def new_resource(self, args):
+            self.sent[(args.typ, args.name)] = args.inputs
+            return super().new_resource(args)
+
+    recorder = Recorder()
+    run = run_program(bench_config(services), stack="dev", stand_in=recorder)
+    path.write_bytes(pickle.dumps([(r.type, r.name, recorder.sent.get((r.type, r.name))) for r in run.resources]))
+
+
+def child_objects(services: int) -> dict:
+    """The program's objects registered flat, each with the inputs the program sent and nothing else."""
+    import pulumi
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "objects.pickle"
+        subprocess.run([sys.executable, __file__, "--child", "capture", str(services), str(path)], cwd=ROOT, check=True)
+        objects = pickle.loads(path.read_bytes())
+
+    # Constructed through a subclass, as every resource in a program is: the SDK records the stack below the
+    # class's __init__ for each registration (source positions), and a bare CustomResource would skip that.
+    class Custom(pulumi.CustomResource):
+        def __init__(self, type_: str, name: str, inputs: dict):
+            super().__init__(type_, name, inputs)
+
+    class Component(pulumi.ComponentResource):
+        def __init__(self, type_: str, name: str):
+            super().__init__(type_, name)
+
+    def program():
+        for type_, name, inputs in objects:
+            if inputs is None:
+                Component(type_, name)
+            else:
+                Custom(type_, name, dict(inputs))
+
+    return _run_under_mocks(program)
+
+
 def child_floor(resources: int) -> dict:
-    """`resources` bare registrations under the same stand-in and recording monitor as run_program."""
+    """`resources` bare registrations."""
+    import pulumi_random
+
+    def program():
+        for i in range(resources):
+            pulumi_random.RandomString(f"bare-{i}", length=8)
+
+    return _run_under_mocks(program)
+
+
+def _run_under_mocks(program) -> dict:
+    """Run `program` under the same stand-in and recording monitor as run_program; time and registrations."""
     import asyncio
 
-    import pulumi_random
     from pulumi.runtime import mocks, settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
@@ -91,11 +154,6 @@ def child_floor(resources: int) -> dict:
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.reset_options(project="aks-serving", stack="dev", preview=False)
     mocks.set_mocks(stand_in, project="aks-serving", stack="dev", preview=False, monitor=RecordingMonitor(stand_in))
-
-    def program():
-        for i in range(resources):
-            pulumi_random.RandomString(f"bare-{i}", length=8)
-
     start = time.perf_counter()
     _sync_await(run_pulumi_func(program))
     return {"seconds": time.perf_counter() - start, "resources": len(stand_in.created)}
@@ -117,33 +175,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,100,1000", help="service counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each child per size; the fastest counts")
-    parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", metavar="MODE N", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         mode, n = args.child[0], int(args.child[1])
         _preload()
-        result = child_program(n) if mode == "program" else child_floor(n)
-        print(json.dumps(result), flush=True)
+        if mode == "capture":
+            capture_objects(n, Path(args.child[2]))
+        else:
+            result = {"program": child_program, "objects": child_objects, "floor": child_floor}[mode](n)
+            print(json.dumps(result), flush=True)
         # Skip interpreter teardown: the mocks' event loops complain when collected after their selectors
         # closed, which is noise, and tearing down thousands of resources is no part of the program's cost.
         os._exit(0)
 
     rows = []
-    print(f"{'services':>8} {'resources':>9} {'program s':>9} {'floor s':>8} {'time x':>6} "
-          f"{'ms/res':>6} {'floor ms/res':>12} {'RSS MB':>7} {'floor MB':>8} {'RSS x':>5}", flush=True)
+    print(f"{'services':>8} {'resources':>9} {'program s':>9} {'objects s':>9} {'floor s':>8} {'x objects':>9} "
+          f"{'time x':>6} {'ms/res':>6} {'floor ms/res':>12} {'RSS MB':>7} {'floor MB':>8} {'RSS x':>5}", flush=True)
     for services in (int(s) for s in args.sizes.split(",")):
-        programs, floors = [], []
+        programs, objects, floors = [], [], []
         for _ in range(args.rounds):
             programs.append(measure("program", services))
+            objects.append(measure("objects", services))
             floors.append(measure("floor", programs[-1]["resources"]))
-        program, floor = (min(runs, key=lambda r: r["seconds"]) for runs in (programs, floors))
+        program, flat, floor = (min(runs, key=lambda r: r["seconds"]) for runs in (programs, objects, floors))
         program["rss_mb"], floor["rss_mb"] = (max(r["rss_mb"] for r in runs) for runs in (programs, floors))
         rows.append((services, program, floor))
         n = program["resources"]
-        print(f"{services:>8} {n:>9} {program['seconds']:>9.2f} {floor['seconds']:>8.2f} "
-              f"{program['seconds'] / floor['seconds']:>6.2f} {1000 * program['seconds'] / n:>6.2f} "
-              f"{1000 * floor['seconds'] / n:>12.2f} {program['rss_mb']:>7.0f} {floor['rss_mb']:>8.0f} "
-              f"{program['rss_mb'] / floor['rss_mb']:>5.2f}", flush=True)
+        assert flat["resources"] == n, f"the flat run registered {flat['resources']} objects, the program {n}"
+        print(f"{services:>8} {n:>9} {program['seconds']:>9.2f} {flat['seconds']:>9.2f} {floor['seconds']:>8.2f} "
+              f"{program['seconds'] / flat['seconds']:>9.2f} {program['seconds'] / floor['seconds']:>6.2f} "
+              f"{1000 * program['seconds'] / n:>6.2f} {1000 * floor['seconds'] / n:>12.2f} "
+              f"{program['rss_mb']:>7.0f} {floor['rss_mb']:>8.0f} {program['rss_mb'] / floor['rss_mb']:>5.2f}",
+              flush=True)
 
     (s_lo, lo, _), (s_hi, hi, hi_floor) = rows[-2] if len(rows) > 1 else rows[-1], rows[-1]
     if s_hi > s_lo:
