@@ -36,19 +36,23 @@ class ServiceKeys(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:ServiceKeys", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        primary = random.RandomPassword(f"{name}-primary", length=KEY_LENGTH, special=False,
-                                        keepers={"version": str(keys.primary_version)}, opts=child)
-        secondary = random.RandomPassword(f"{name}-secondary", length=KEY_LENGTH, special=False,
-                                          keepers={"version": str(keys.secondary_version)}, opts=child)
+        self.primary_key = _key(f"{name}-primary", keys.primary_version, child)
+        self.secondary_key = _key(f"{name}-secondary", keys.secondary_version, child)
         kube_object(
             f"{name}-secret", "v1", "Secret", {
                 "metadata": {"name": f"{owner}-keys", "namespace": namespace,
                              "labels": {**labels(owner, "keys"), **key_secret_labels(owner)}},
-                "type": "Opaque", "stringData": {"primaryKey": primary.result, "secondaryKey": secondary.result}},
+                "type": "Opaque", "stringData": {"primaryKey": self.primary_key, "secondaryKey": self.secondary_key}},
             opts=child)
-        # `result` is a secret output of RandomPassword already: no wrapping needed.
-        self.primary_key, self.secondary_key = primary.result, secondary.result
         self.register_outputs({"primaryKey": self.primary_key, "secondaryKey": self.secondary_key})
+
+
+def _key(name: str, version: int, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """A key that changes only when `version` does. The engine stores `result` as a secret (the SDK asks it
+    to); marking it here as well keeps every Output made from it (the Secret, the `keys` export) secret."""
+    password = random.RandomPassword(name, length=KEY_LENGTH, special=False, keepers={"version": str(version)},
+                                     opts=opts)
+    return pulumi.Output.secret(password.result)
 
 
 class TokenSigningKey(pulumi.ComponentResource):

@@ -40,9 +40,11 @@ def kube_object(name: str, api_version: str, kind: str, fields: dict[str, Any],
     secret_outputs = None
     if kind == "Secret":
         # As the typed Secret does: the values are secret in the inputs, and so is what the provider reads
-        # back (it returns `data`, base64 of `stringData`, which is no less secret).
+        # back (it returns `data`, base64 of `stringData`, which is no less secret). Each value is wrapped
+        # on its own: Output.secret of the whole map would first split it into an Output per entry and key.
         secret_outputs = list(SECRET_FIELDS)
-        props.update({k: pulumi.Output.secret(props[k]) for k in SECRET_FIELDS if k in props})
+        props.update({field: {key: pulumi.Output.secret(value) for key, value in props[field].items()}
+                      for field in SECRET_FIELDS if field in props})
     opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
         version=PROVIDER_VERSION, additional_secret_outputs=secret_outputs))
     return pulumi.CustomResource(type_token(api_version, kind), name, props, opts)
