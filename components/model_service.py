@@ -87,8 +87,8 @@ class ModelService(pulumi.ComponentResource):
                         "spec": _pod_spec(name, spec, images.model, fetch, placement, store.root),
                     },
                 }},
-            # A pod must not start before its files are in storage.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(code.blobs + (models.blobs if models else ()))))
+            # A pod must not start before its files are in storage: each upload's manifest comes after its files.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[u.manifest for u in (code, models) if u]))
         kube_object(
             f"{name}-service", "v1", "Service", {
                 "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model")},

@@ -2,12 +2,15 @@
 
 Each model set and each source folder is uploaded once under a content-hash prefix (`models/<sha256>/`,
 `code/<sha256>/`): the same content is one upload however many services use it, and a changed file is a
-new prefix, so a running replica's files never change under it. Pods read the prefix at start with the
+new prefix, so a running replica's files never change under it. Beside the prefix, `<prefix>.json` lists
+its files and is written after all of them: a Deployment waits for that one blob, not one per file (a
+source folder may hold dozens), and the fetcher, which reads `<prefix>/`, never sees it. Pods read the prefix at start with the
 models' user-assigned identity, federated to each models namespace's ServiceAccount and holding only
 Storage Blob Data Reader on this one container: no SAS or account key is in any pod spec.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -25,7 +28,7 @@ TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 @dataclass(frozen=True)
 class Upload:
     prefix: str  # `<kind>/<sha256>`; the fetcher checks the downloaded files against the hash
-    blobs: tuple[storage.Blob, ...]  # what a pod must wait for (shared between services with equal content)
+    manifest: storage.Blob  # written after every file: what a pod waits for (shared by equal content)
 
 
 class ModelStore(pulumi.ComponentResource):
@@ -79,14 +82,17 @@ class ModelStore(pulumi.ComponentResource):
             raise ValueError(f"{kind}: nothing to upload from {', '.join(str(s) for _, s in sources)}")
         prefix = f"{kind}/{content_hash((rel, path.read_bytes()) for rel, path in files)}"
         if prefix not in self._uploads:
-            self._uploads[prefix] = Upload(prefix, tuple(self._blob(f"{prefix}/{rel}", path) for rel, path in files))
+            blobs = [self._blob(f"{prefix}/{rel}", pulumi.FileAsset(str(path))) for rel, path in files]
+            listing = json.dumps({"prefix": prefix, "files": sorted(rel for rel, _ in files)}, indent=1)
+            manifest = self._blob(f"{prefix}.json", pulumi.StringAsset(listing), depends_on=blobs)
+            self._uploads[prefix] = Upload(prefix, manifest)
         self._by_sources[key] = self._uploads[prefix]
         return self._uploads[prefix]
 
-    def _blob(self, blob_name: str, path: Path) -> storage.Blob:
+    def _blob(self, blob_name: str, source: pulumi.Asset, depends_on: Optional[list] = None) -> storage.Blob:
         if blob_name not in self._blobs:
             self._blobs[blob_name] = storage.Blob(
                 f"{self._name}-{blob_name}", resource_group_name=self._rg, account_name=self._account,
-                container_name=self._container, blob_name=blob_name, source=pulumi.FileAsset(str(path)),
-                type=storage.BlobType.BLOCK, opts=pulumi.ResourceOptions(parent=self))
+                container_name=self._container, blob_name=blob_name, source=source,
+                type=storage.BlobType.BLOCK, opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
         return self._blobs[blob_name]

@@ -116,8 +116,15 @@ def test_model_objects_wait_for_their_namespace_and_files_and_keys_for_the_route
     deployment_deps = dev.named("diabetes-deployment").depends_on
     assert "models-aks-serving-models-namespace" in dev.named("diabetes-service").depends_on
     assert "models-aks-serving-models-namespace" in deployment_deps
-    assert any(d.startswith("models-models/") and d.endswith("model/model.joblib") for d in deployment_deps)
-    assert any(d.startswith("models-code/") and d.endswith("/score.py") for d in deployment_deps)
+    # One edge per upload: its manifest, which waits for every file of it and lists them.
+    manifests = sorted(d for d in deployment_deps if d.startswith("models-") and d.endswith(".json"))
+    assert [m.split("/")[0] for m in manifests] == ["models-code", "models-models"]
+    for manifest in manifests:
+        files = [r.name for r in dev.of_type("azure-native:storage:Blob") if r.name.startswith(manifest[:-5] + "/")]
+        assert files and set(files) <= set(dev.named(manifest).depends_on)
+        listing = json.loads(dev.named(manifest).inputs["source"].text)
+        assert [f"{manifest[:-5]}/{rel}" for rel in listing["files"]] == sorted(files)
+    assert any(d.endswith("/score.py") for d in dev.named(manifests[0]).depends_on)
     assert "router-namespace" in dev.named("diabetes-keys-secret").depends_on
 
 
