@@ -4,9 +4,10 @@ Each model set and each source folder is uploaded once under a content-hash pref
 `code/<sha256>/`): the same content is one upload however many services use it, and a changed file is a
 new prefix, so a running replica's files never change under it. Beside the prefix, `<prefix>.json` lists
 its files and is written after all of them: a Deployment waits for that one blob, not one per file (a
-source folder may hold dozens), and the fetcher, which reads `<prefix>/`, never sees it. Pods read the prefix at start with the
-models' user-assigned identity, federated to each models namespace's ServiceAccount and holding only
-Storage Blob Data Reader on this one container: no SAS or account key is in any pod spec.
+source folder may hold dozens), and the fetcher, which reads `<prefix>/`, never sees it. Pods read the
+prefix at start with the models' user-assigned identity, federated to each models namespace's
+ServiceAccount and holding only Storage Blob Data Reader on this one container: no SAS or account key is
+in any pod spec.
 """
 from __future__ import annotations
 
