@@ -90,7 +90,9 @@ def capture_objects(services: int, path: Path) -> None:
     from pulumi_mocks import AzureStandIn, run_program
 
     class Recorder(AzureStandIn):
-        sent: dict = {}
+        def __init__(self):
+            super().__init__()
+            self.sent: dict = {}
 
         def new_resource(self, args):
             self.sent[(args.typ, args.name)] = args.inputs
