@@ -134,7 +134,7 @@ def _fetch_container(image, blob_endpoint, container_name, code_prefix: str, mod
     args = ["--account-url", blob_endpoint, "--container", container_name, *[x for c in copies for x in ("--copy", c)]]
     return {
         "name": "fetch-model", "image": image, "args": args,
-        "securityContext": container_security(APP_UID),
+        "securityContext": container_security(),
         "resources": resources(0.1, 0.25, cpu_limit=1, memory_gb_limit=0.5),
         "volumeMounts": [{"name": "app", "mountPath": APP_ROOT}, {"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -165,7 +165,7 @@ def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Pl
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "resources": resources(spec.cpu_cores, spec.memory_gb, spec.cpu_cores_limit, spec.memory_gb_limit,
                                spec.gpu_cores),
-        "securityContext": container_security(APP_UID),
+        "securityContext": container_security(),
         "volumeMounts": [{"name": "app", "mountPath": APP_ROOT, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}],
         "livenessProbe": {**health, "periodSeconds": probe.period_seconds,

@@ -192,7 +192,7 @@ class Router(pulumi.ComponentResource):
                         if self._cfg.router.tls.mode == "auto" else []),
             "env": [{"name": "POD_NAME", **field("metadata.name")}, {"name": "POD_IP", **field("status.podIP")}],
             "resources": resources(0.5, 0.25, cpu_limit=2, memory_gb_limit=0.5),
-            "securityContext": container_security(UID),
+            "securityContext": container_security(),
             "volumeMounts": mounts,
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "admin"}, "periodSeconds": 10,
                               "timeoutSeconds": 2, "failureThreshold": 3},

@@ -161,11 +161,15 @@ def _models_hash(*paths):
 def test_model_pods_meet_restricted_pod_security_with_a_read_only_root(dev):
     for name in ("diabetes", "sentiment"):
         spec = deployment(dev, name)["spec"]["template"]["spec"]
-        assert spec["securityContext"]["runAsNonRoot"] is True
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] >= 10000
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
         for container in spec["containers"] + spec["initContainers"]:
             sc = container["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
-            assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert sc["capabilities"] == {"drop": ["ALL"]} and not sc.get("privileged")
+            # The user and the seccomp profile come from the pod; no container overrides them.
+            assert all(sc.get(k, pod[k]) == pod[k] for k in ("runAsUser", "runAsNonRoot", "seccompProfile"))
             assert set(container["resources"]["requests"]) >= {"cpu", "memory"}
             assert set(container["resources"]["limits"]) >= {"cpu", "memory"}
 
