@@ -43,7 +43,7 @@ class ServiceKeys(pulumi.ComponentResource):
                 "metadata": {"name": f"{owner}-keys", "namespace": namespace,
                              "labels": {**labels(owner, "keys"), **key_secret_labels(owner)}},
                 "type": "Opaque", "stringData": {"primaryKey": self.primary_key, "secondaryKey": self.secondary_key}},
-            opts=child)
+            parent=self)
         self.register_outputs({"primaryKey": self.primary_key, "secondaryKey": self.secondary_key})
 
 

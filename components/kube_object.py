@@ -17,7 +17,7 @@ pulumi-kubernetes' own generic class would register `kubernetes:v1:Service`, whi
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
 from pulumi_kubernetes import _utilities as k8s_sdk
@@ -33,9 +33,10 @@ def type_token(api_version: str, kind: str) -> str:
     return f"kubernetes:{group_version}:{kind}"
 
 
-def kube_object(name: str, api_version: str, kind: str, fields: dict[str, Any],
-                opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
-    """A `kind` object whose top-level fields besides apiVersion and kind are `fields` (metadata, spec, ...)."""
+def kube_object(name: str, api_version: str, kind: str, fields: dict[str, Any], *, parent: pulumi.Resource,
+                depends_on: Optional[list[pulumi.Resource]] = None) -> pulumi.CustomResource:
+    """A `kind` object whose top-level fields besides apiVersion and kind are `fields` (metadata, spec, ...),
+    a child of `parent` (whose provider it inherits)."""
     props = {"apiVersion": api_version, "kind": kind, **fields}
     secret_outputs = None
     if kind == "Secret":
@@ -45,6 +46,7 @@ def kube_object(name: str, api_version: str, kind: str, fields: dict[str, Any],
         secret_outputs = list(SECRET_FIELDS)
         props.update({field: {key: pulumi.Output.secret(value) for key, value in props[field].items()}
                       for field in SECRET_FIELDS if field in props})
-    opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-        version=PROVIDER_VERSION, additional_secret_outputs=secret_outputs))
+    # Options built once, not merged: ResourceOptions.merge deep-copies both sides, a cost per object.
+    opts = pulumi.ResourceOptions(parent=parent, depends_on=depends_on, version=PROVIDER_VERSION,
+                                  additional_secret_outputs=secret_outputs)
     return pulumi.CustomResource(type_token(api_version, kind), name, props, opts)

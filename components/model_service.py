@@ -67,7 +67,6 @@ class ModelService(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:ModelService", name, None, opts)
         self.service_name = name
-        child = pulumi.ResourceOptions(parent=self)
         code = store.upload("code", [("", _source_dir(spec))])
         models = store.upload("models", [(Path(m).name, Path(m)) for m in spec.models]) if spec.models else None
         fetch = _fetch_container(images.fetcher, blob_endpoint, container_name, code.prefix,
@@ -88,23 +87,24 @@ class ModelService(pulumi.ComponentResource):
                     },
                 }},
             # A pod must not start before its files are in storage: each upload's manifest comes after its files.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[u.manifest for u in (code, models) if u]))
+            parent=self, depends_on=[u.manifest for u in (code, models) if u])
         kube_object(
             f"{name}-service", "v1", "Service", {
                 "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model")},
                 "spec": {"type": "ClusterIP", "selector": selector(name, "model"),
                          "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}},
-            opts=child)
+            parent=self)
         min_replicas = spec.num_replicas if not spec.autoscale_enabled else spec.autoscale.min_replicas
         if min_replicas > 1:
             kube_object(
                 f"{name}-pdb", "policy/v1", "PodDisruptionBudget", {
                     "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model")},
                     "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(name, "model")}}},
-                opts=child)
+                parent=self)
         self.primary_key = self.secondary_key = None
         if auth is not None and auth.auth_mode == "key":
-            keys = ServiceKeys(f"{name}-keys", name, auth.keys, router_namespace, opts=child)
+            keys = ServiceKeys(f"{name}-keys", name, auth.keys, router_namespace,
+                               opts=pulumi.ResourceOptions(parent=self))
             self.primary_key, self.secondary_key = keys.primary_key, keys.secondary_key
         self.register_outputs({"serviceName": name})
 

@@ -66,7 +66,11 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
             store=store, blob_endpoint=workspace.blob_endpoint, container_name=workspace.models_container_name,
             placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth, opts=opts)
 
-    services = {name: make_service(name, spec, on_cluster, auth=spec) for name, spec in cfg.services.items()}
+    # A loop, not a comprehension: the SDK records every frame on the stack for each registration (its source
+    # position), and a comprehension's frame is one more for each of a service's objects.
+    services = {}
+    for name, spec in cfg.services.items():
+        services[name] = make_service(name, spec, on_cluster, auth=spec)
     endpoints = {name: ModelEndpoint(name, endpoint, router_namespace=router.namespace, opts=on_cluster,
                                      make_service=lambda n, s, o: make_service(n, s, o))
                  for name, endpoint in cfg.endpoints.items()}
