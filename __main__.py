@@ -6,6 +6,7 @@ from pulumi.runtime import is_config_secret
 
 from components.cluster import ModelCluster, read_attached_cluster
 from components.config import ConfigError, config_warnings, load_pulumi_config
+from components.router import router_config_text
 from components.serving import deploy_serving, key_outputs, scoring_outputs
 from components.workspace import Workspace
 
@@ -17,6 +18,7 @@ def main() -> None:
     try:
         cfg = load_pulumi_config(pulumi.Config(), lambda section: is_config_secret(f"aks-serving:{section}"))
         attached = read_attached_cluster(cfg) if cfg.cluster.attached else None
+        router_config = router_config_text(cfg)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
     for warning in config_warnings(cfg) + (attached.warnings if attached else []):
@@ -32,7 +34,8 @@ def main() -> None:
         workspace.grant_pull("cluster-acr-pull", cluster.kubelet_object_id)
     else:
         pulumi.log.warn("cluster: the attached cluster has no kubelet identity; grant it AcrPull on the registry")
-    serving = deploy_serving(cfg, ROOT, workspace, cluster, attached.pools if attached else cfg.cluster.pools())
+    serving = deploy_serving(cfg, ROOT, workspace, cluster, attached.pools if attached else cfg.cluster.pools(),
+                             router_config)
 
     pulumi.export("clusterName", cluster.cluster_name)
     pulumi.export("clusterPurpose", cluster.purpose)

@@ -18,13 +18,12 @@ from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
 from components.auto_tls import SOLVER_LABEL, SOLVER_PORT, AutoTls
 from components.config import AuthSettings, DeploymentSpec, StackConfig
 from components.image import PORT as MODEL_PORT
 from components.keys import key_secret_labels
-from components.router_config import render_router_config
+from components.router_config import CONFIG_FILE, check_config_size, config_text, render_router_config
 from components.workload import (container_security, labels, namespace_labels, pod_security, resources,
                                  selector, tmp_volume)
 
@@ -66,6 +65,13 @@ def router_config(cfg: StackConfig, namespace: str) -> dict:
     return render_router_config(cfg, backend, auth, router=options)
 
 
+def router_config_text(cfg: StackConfig) -> str:
+    """The ConfigMap's text; a ConfigError when the API server would refuse it (main() asks first)."""
+    text = config_text(router_config(cfg, cfg.router.namespace))
+    check_config_size(text, sum(1 for _ in cfg.deployments()))
+    return text
+
+
 def shutdown_grace_seconds(cfg: StackConfig) -> int:
     """On SIGTERM, in-flight requests may finish: as long as the longest scoring timeout, plus a margin."""
     longest = max((spec.scoring_timeout_ms for _, _, spec in cfg.deployments()), default=60000)
@@ -82,7 +88,7 @@ class Router(pulumi.ComponentResource):
     host: pulumi.Output[str]  # what clients call: the TLS name, else the address
     scheme: str
 
-    def __init__(self, name: str, cfg: StackConfig, *, image: pulumi.Input[str], location: str,
+    def __init__(self, name: str, cfg: StackConfig, *, config_json: str, image: pulumi.Input[str], location: str,
                  models_namespaces: dict[str, k8s.core.v1.Namespace], token_public_key: Optional[pulumi.Input[str]],
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:Router", name, None, opts)
@@ -94,14 +100,11 @@ class Router(pulumi.ComponentResource):
                                           opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         self._rbac(ns_name, models_namespaces, in_ns)
-        document = router_config(cfg, ns_name)
-        # libyaml's emitter: the document has an entry per service, and PyYAML's own is ~10x slower.
-        config_text = yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=True)
         k8s.core.v1.ConfigMap(f"{name}-config", metadata=self._meta("router-config", ns_name),
-                              data={"config.yaml": config_text}, opts=in_ns)
+                              data={CONFIG_FILE: config_json}, opts=in_ns)
         volumes, mounts = self._volumes(ns_name, token_public_key, in_ns)
         production = cfg.cluster.purpose == "production"
-        self._deployment(ns_name, image, config_text, volumes, mounts, production, in_ns)
+        self._deployment(ns_name, image, config_json, volumes, mounts, production, in_ns)
         service = self._services(ns_name, in_ns)
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=self._meta(NAME, ns_name),
@@ -182,7 +185,7 @@ class Router(pulumi.ComponentResource):
         field = lambda path: {"valueFrom": {"fieldRef": {"fieldPath": path}}}  # noqa: E731
         container = {
             "name": NAME, "image": image,
-            "args": ["--config", f"{CONFIG_DIR}/config.yaml", "--host", "0.0.0.0", "--port", str(HTTP_PORT),
+            "args": ["--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--host", "0.0.0.0", "--port", str(HTTP_PORT),
                      "--admin-host", "0.0.0.0", "--admin-port", str(ADMIN_PORT)],
             "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
                       {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}]

@@ -35,7 +35,8 @@ class Serving:
 
 
 def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: ModelCluster,
-                   pools: list[capacity.PoolCapacity]) -> Serving:
+                   pools: list[capacity.PoolCapacity], router_config: str) -> Serving:
+    """`router_config` is router_config_text(cfg), which main() checks before anything is created."""
     on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
     store = ModelStore("models", root=root, resource_group_name=workspace.resource_group_name,
                        location=cfg.workspace.location, storage_account_id=workspace.storage_account_id,
@@ -52,7 +53,7 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
                   for env in {spec.environment for _, _, spec in cfg.deployments()}}
     fetcher = SourceImage("fetcher-image", root / "fetcher", registry)
     signing_key = TokenSigningKey("token-signing") if uses_token_auth(cfg) else None
-    router = Router("router", cfg, image=SourceImage("router-image", root / "router", registry).image_ref,
+    router = Router("router", cfg, config_json=router_config, image=SourceImage("router-image", root / "router", registry).image_ref,
                     location=cfg.cluster.location or cfg.workspace.location,
                     models_namespaces={n: ns.namespace for n, ns in namespaces.items()},
                     token_public_key=signing_key.public_key_pem if signing_key else None, opts=on_cluster)

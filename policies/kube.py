@@ -2,8 +2,8 @@
 
 Conventions (README.md): every object carries `app.kubernetes.io/part-of: aks-serving`; model Deployments
 `app.kubernetes.io/component: model` and the annotation `aks-serving/model-count`; the router's Deployment
-and the ConfigMap holding its RouterConfig (data key `config.yaml`, YAML or JSON) are
-`app.kubernetes.io/component: router`.
+and the ConfigMap holding its RouterConfig (data key `config.json` as this stack writes it, or `config.yaml`
+or `config.yml`) are `app.kubernetes.io/component: router`.
 """
 from __future__ import annotations
 

@@ -4,13 +4,14 @@ Azure and the Kubernetes API server cannot run here; `AzureStandIn` answers for 
 checked are the Kubernetes objects exactly as the program registers them.
 """
 import json
+from pathlib import Path
 
+import pulumi
 import pytest
-import yaml
 
 from components.keys import KEYS_FOR_LABEL
 from fetcher.content import folder_hash
-from pulumi_mocks import PUBLIC_IMAGES, ROOT, run_program, stack_file_config
+from pulumi_mocks import PUBLIC_IMAGES, ROOT, AzureStandIn, run_program, stack_file_config
 from router.settings import RouterConfig
 from tests.router.kube_standin import ROUTER_API_CALLS
 
@@ -55,7 +56,7 @@ def deployment(run, name):
 def router_config(run) -> dict:
     config_map = next(r.inputs for r in run.of_type("kubernetes:core/v1:ConfigMap")
                       if r.inputs["metadata"]["name"] == "router-config")
-    return yaml.safe_load(config_map["data"]["config.yaml"])
+    return json.loads(config_map["data"]["config.json"])
 
 
 def env_of(container) -> dict:
@@ -282,6 +283,40 @@ def test_the_router_config_is_the_typed_config_with_kubernetes_backends(dev):
     assert config.router.cluster.namespace == "aks-serving" and config.router.cluster.peer_service == "router-peers"
     # Every service says how it authenticates; none falls back to a default.
     assert all("auth" in s for s in document["services"].values())
+
+
+def test_the_router_reads_its_configmap_as_json_with_a_line_per_service(dev, tmp_path):
+    from router.settings import load_config
+
+    config_map = next(r.inputs for r in dev.of_type("kubernetes:core/v1:ConfigMap")
+                      if r.inputs["metadata"]["name"] == "router-config")
+    router = next(r.inputs for r in dev.of_type(DEPLOYMENT) if r.inputs["metadata"]["name"] == "router")
+    args = router["spec"]["template"]["spec"]["containers"][0]["args"]
+    path = args[args.index("--config") + 1]
+    assert set(config_map["data"]) == {Path(path).name}
+    # The router's own loader, on the file as mounted: it picks the parser by the suffix.
+    (tmp_path / Path(path).name).write_text(config_map["data"][Path(path).name])
+    assert load_config(tmp_path / Path(path).name) == RouterConfig.model_validate(router_config(dev))
+    # One line per service: a change to one service is a change to one line.
+    from components.router_config import config_text
+
+    document = router_config(dev)
+    changed = json.loads(json.dumps(document))
+    changed["services"]["diabetes"]["autoscale"]["maxReplicas"] += 1
+    before, after = config_text(document).splitlines(), config_text(changed).splitlines()
+    assert len(before) == len(after) and [i for i, (a, b) in enumerate(zip(before, after)) if a != b] == [
+        next(i for i, line in enumerate(before) if line.startswith('  "diabetes": '))]
+
+
+def test_a_router_config_over_a_configmaps_1_mib_fails_before_anything_is_registered():
+    dev = stack_file_config("dev")
+    many = {**dev, "services": {f"svc-{i:04d}": dev["services"]["diabetes"] for i in range(2500)}}
+    stand_in = AzureStandIn()
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(many, stand_in=stand_in)
+    assert stand_in.created == []
+    assert "services: the router's config for 2502 services and endpoint versions is" in str(err.value)
+    assert "over the 1 MiB a ConfigMap holds" in str(err.value)
 
 
 def test_the_routers_roles_grant_exactly_the_calls_the_router_makes(prod):
