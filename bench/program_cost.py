@@ -2,8 +2,9 @@
 
 `python bench/program_cost.py [--sizes 1,100,1000]` (or `make bench-program`). For each size a fresh
 process runs __main__.py under tests/pulumi_mocks.py with a stack config shaped like Pulumi.dev.yaml whose
-N services all use the sklearn environment and the diabetes model; another fresh process registers as many
-bare `pulumi_random.RandomString`s as the program registered, under the same mocks: the per-resource floor.
+N services all use the sklearn environment and the diabetes model; another fresh process runs a program
+that registers as many bare `pulumi_random.RandomString`s as the program registered, under the same mocks
+and through the same runner (runpy, as Pulumi's language host runs a program): the per-resource floor.
 The floor is a typed provider-SDK resource, as the issue defines it (about 3 ms each here). The program's
 per-service Kubernetes objects skip that typed layer (components/kube_object.py); a raw
 `pulumi.CustomResource` floor would be about 1.1 ms.
@@ -17,27 +18,34 @@ before the clock starts (the program's lazily loaded provider modules included),
 imports is in both RSS figures and in neither time. This VM's CPU is shared (steal time varies by tens of
 percent from one minute to the next), so each size is measured `--rounds` times, program and floor
 alternating, and the fastest of each is kept: the least disturbed run, as `timeit` does.
+`--bytecodes 20,60` counts instead of timing: the bytecodes each service adds, for the three children, a
+figure the machine's load cannot move (but blind to time spent in C).
 
 Goals (issue 5): linear growth, within 1.5 x the floor, <= 1.5 GB at 1,000 services.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import functools
 import importlib
+import itertools
 import json
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO, GOAL_RSS_MB = 1.5, 1536
+COUNT_ENV = "AKS_SERVING_BENCH_COUNT"  # set for a --bytecodes child
 # Provider SDK modules load lazily on first use; these are the ones the program uses beyond what the
 # components' own module globals name.
 KUBERNETES_MODULES = ("apiextensions", "apps.v1", "autoscaling.v2", "core.v1", "helm.v3", "meta.v1",
@@ -75,14 +83,43 @@ def _load(module: types.ModuleType) -> None:
     getattr(module, "_aks_serving_preload", None)
 
 
+@contextlib.contextmanager
+def _measured() -> Iterator[dict]:
+    """The block's wall time, and in a counting child (--bytecodes) the bytecodes it ran on every thread."""
+    result, counter = {}, itertools.count()
+
+    def on_opcode(frame, event, arg):
+        if event == "opcode":
+            next(counter)  # one C call, atomic under the GIL: the mocks' RPCs run on executor threads
+        return on_opcode
+
+    def on_call(frame, event, arg):
+        frame.f_trace_opcodes = True
+        return on_opcode
+
+    counting = bool(os.environ.get(COUNT_ENV))
+    if counting:
+        threading.settrace(on_call)
+        sys.settrace(on_call)
+    start = time.perf_counter()
+    try:
+        yield result
+    finally:
+        result["seconds"] = time.perf_counter() - start
+        if counting:
+            sys.settrace(None)
+            threading.settrace(None)
+            result["bytecodes"] = next(counter)
+
+
 def child_program(services: int) -> dict:
     from pulumi_mocks import run_program
 
     config = bench_config(services)
-    start = time.perf_counter()
-    # The program's own run, its stack outputs' registration included; not the test's reading them back.
-    run = run_program(config, stack="dev", read_exports=False)
-    return {"seconds": time.perf_counter() - start, "resources": len(run.resources)}
+    with _measured() as result:
+        # The program's own run, its stack outputs' registration included; not the test's reading them back.
+        run = run_program(config, stack="dev", read_exports=False)
+    return {**result, "resources": len(run.resources)}
 
 
 def capture_objects(services: int, path: Path) -> None:
@@ -103,68 +140,72 @@ def capture_objects(services: int, path: Path) -> None:
     path.write_bytes(pickle.dumps([(r.type, r.name, recorder.sent.get((r.type, r.name))) for r in run.resources]))
 
 
+# Each floor is a program file run as the program is (run_program: runpy under the same mocks, as Pulumi's
+# language host runs __main__.py), so both register from the same harness. The SDK records every frame on
+# the stack for each registration (its source position): a floor called as a bare function, five frames
+# shallower, would make each of its registrations cheaper for a reason no program has.
+FLOOR_PROGRAM = """import pulumi_random
+
+for i in range({resources}):
+    pulumi_random.RandomString(f"bare-{{i}}", length=8)
+"""
+
+# Constructed through subclasses, as every resource in a program is: the SDK takes the frames below the
+# class's own __init__ as the source position, and a bare CustomResource would skip that.
+OBJECTS_PROGRAM = """import pickle
+
+import pulumi
+
+
+class Custom(pulumi.CustomResource):
+    def __init__(self, type_, name, inputs):
+        super().__init__(type_, name, inputs)
+
+
+class Component(pulumi.ComponentResource):
+    def __init__(self, type_, name):
+        super().__init__(type_, name)
+
+
+with open({path!r}, "rb") as objects:
+    for type_, name, inputs in pickle.load(objects):
+        if inputs is None:
+            Component(type_, name)
+        else:
+            Custom(type_, name, inputs)
+"""
+
+
 def child_objects(services: int) -> dict:
     """The program's objects registered flat, each with the inputs the program sent and nothing else."""
-    import pulumi
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "objects.pickle"
         subprocess.run([sys.executable, __file__, "--child", "capture", str(services), str(path)], cwd=ROOT, check=True)
-        objects = pickle.loads(path.read_bytes())
-
-    # Constructed through a subclass, as every resource in a program is: the SDK records the stack below the
-    # class's __init__ for each registration (source positions), and a bare CustomResource would skip that.
-    class Custom(pulumi.CustomResource):
-        def __init__(self, type_: str, name: str, inputs: dict):
-            super().__init__(type_, name, inputs)
-
-    class Component(pulumi.ComponentResource):
-        def __init__(self, type_: str, name: str):
-            super().__init__(type_, name)
-
-    def program():
-        for type_, name, inputs in objects:
-            if inputs is None:
-                Component(type_, name)
-            else:
-                Custom(type_, name, dict(inputs))
-
-    return _run_under_mocks(program)
+        return _run_file(Path(tmp), OBJECTS_PROGRAM.format(path=str(path)))
 
 
 def child_floor(resources: int) -> dict:
     """`resources` bare registrations."""
-    import pulumi_random
-
-    def program():
-        for i in range(resources):
-            pulumi_random.RandomString(f"bare-{i}", length=8)
-
-    return _run_under_mocks(program)
+    with tempfile.TemporaryDirectory() as tmp:
+        return _run_file(Path(tmp), FLOOR_PROGRAM.format(resources=resources))
 
 
-def _run_under_mocks(program) -> dict:
-    """Run `program` under the same stand-in and recording monitor as run_program; time and registrations."""
-    import asyncio
+def _run_file(directory: Path, text: str) -> dict:
+    """Run `text` as a program under the mocks, as run_program runs __main__.py; time and registrations."""
+    from pulumi_mocks import run_program
 
-    from pulumi.runtime import mocks, settings
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
-    from pulumi_mocks import AzureStandIn, RecordingMonitor
-
-    stand_in = AzureStandIn()
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    settings.reset_options(project="aks-serving", stack="dev", preview=False)
-    mocks.set_mocks(stand_in, project="aks-serving", stack="dev", preview=False, monitor=RecordingMonitor(stand_in))
-    start = time.perf_counter()
-    _sync_await(run_pulumi_func(program))
-    return {"seconds": time.perf_counter() - start, "resources": len(stand_in.created)}
+    program = directory / "__main__.py"
+    program.write_text(text)
+    with _measured() as result:
+        run = run_program({}, stack="dev", read_exports=False, program=program)
+    return {**result, "resources": len(run.resources)}
 
 
-def measure(mode: str, n: int) -> dict:
+def measure(mode: str, n: int, count: bool = False) -> dict:
     """Run one child; its JSON result plus its peak RSS in MB (ru_maxrss is in KiB on Linux)."""
+    env = {**os.environ, COUNT_ENV: "1"} if count else None
     child = subprocess.Popen([sys.executable, __file__, "--child", mode, str(n)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, text=True, env=env)
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
@@ -177,6 +218,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,100,1000", help="service counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each child per size; the fastest counts")
+    parser.add_argument("--bytecodes", metavar="LOW,HIGH",
+                        help="instead of timing, count bytecodes per service between two sizes (e.g. 20,60)")
     parser.add_argument("--child", nargs="+", metavar="MODE N", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -190,6 +233,8 @@ def main() -> int:
         # Skip interpreter teardown: the mocks' event loops complain when collected after their selectors
         # closed, which is noise, and tearing down thousands of resources is no part of the program's cost.
         os._exit(0)
+    if args.bytecodes:
+        return count_bytecodes(*(int(s) for s in args.bytecodes.split(",")))
 
     rows = []
     print(f"{'services':>8} {'resources':>9} {'program s':>9} {'objects s':>9} {'floor s':>8} {'x objects':>9} "
@@ -218,6 +263,24 @@ def main() -> int:
     ratio, rss = hi["seconds"] / hi_floor["seconds"], hi["rss_mb"]
     print(f"at {s_hi} services: {ratio:.2f} x the floor (goal <= {GOAL_RATIO}: {_verdict(ratio <= GOAL_RATIO)}), "
           f"peak RSS {rss:.0f} MB (goal <= {GOAL_RSS_MB}: {_verdict(rss <= GOAL_RSS_MB)})")
+    return 0
+
+
+def count_bytecodes(low: int, high: int) -> int:
+    """Bytecodes each service adds, between `low` and `high` services, for the program and both floors. The
+    interpreter runs the same bytecodes whatever the machine's load, so this compares code where CPU steal
+    moves wall time by tens of percent. It leaves out time in C (the GC, protobuf's encoder, json)."""
+    per = {}
+    for mode in ("program", "objects", "floor"):
+        counts = []
+        for services in (low, high):
+            n = services if mode != "floor" else measure("program", services)["resources"]
+            counts.append(measure(mode, n, count=True)["bytecodes"])
+        per[mode] = (counts[1] - counts[0]) / (high - low)
+    print(f"bytecodes per service ({low} -> {high} services): program {per['program'] / 1000:.1f} k, "
+          f"objects {per['objects'] / 1000:.1f} k, floor {per['floor'] / 1000:.1f} k")
+    print(f"program / floor {per['program'] / per['floor']:.2f}, program / objects "
+          f"{per['program'] / per['objects']:.2f}, objects / floor {per['objects'] / per['floor']:.2f}")
     return 0
 
 

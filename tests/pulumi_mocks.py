@@ -189,10 +189,12 @@ def stack_file_config(stack: str) -> dict:
 
 def run_program(config: dict, *, stack: str = "test", preview: bool = False,
                 attached_cluster: Optional[dict] = None, secret_sections: tuple[str, ...] = (),
-                stand_in: Optional[AzureStandIn] = None, read_exports: bool = True) -> Run:
-    """Run __main__.py with `config` (sections without the project prefix) as the stack config;
-    `secret_sections` are the ones Pulumi would hold encrypted. `read_exports=False` leaves the exports
-    unread (they stay empty): reading them back is the test's work, which the program cost bench leaves out."""
+                stand_in: Optional[AzureStandIn] = None, read_exports: bool = True,
+                program: Path = ROOT / "__main__.py") -> Run:
+    """Run `program` (this project's __main__.py) as Pulumi's language host does, through runpy, with `config`
+    (sections without the project prefix) as the stack config; `secret_sections` are the ones Pulumi would
+    hold encrypted. `read_exports=False` leaves the exports unread (they stay empty): reading them back is the
+    test's work, which the program cost bench leaves out; the bench also runs its floor programs here."""
     stand_in = stand_in or AzureStandIn(attached_cluster)
     # Each run gets a loop of its own: async tests elsewhere in the session leave none current.
     asyncio.set_event_loop(asyncio.new_event_loop())
@@ -207,7 +209,7 @@ def run_program(config: dict, *, stack: str = "test", preview: bool = False,
     from components import image
     real_exchange, image.exchange_aad_token = image.exchange_aad_token, stand_in.exchange_aad_token
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
     finally:
         image.exchange_aad_token = real_exchange
     exports, secret = {}, set()
