@@ -46,7 +46,7 @@ def kube_object(name: str, api_version: str, kind: str, fields: dict[str, Any], 
         secret_outputs = list(SECRET_FIELDS)
         props.update({field: {key: pulumi.Output.secret(value) for key, value in props[field].items()}
                       for field in SECRET_FIELDS if field in props})
-    # Options built once, not merged: ResourceOptions.merge deep-copies both sides, a cost per object.
+    # Options built once, not merged: ResourceOptions.merge copies both sides, a cost per object.
     opts = pulumi.ResourceOptions(parent=parent, depends_on=depends_on, version=PROVIDER_VERSION,
                                   additional_secret_outputs=secret_outputs)
     return pulumi.CustomResource(type_token(api_version, kind), name, props, opts)

@@ -53,7 +53,8 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
                   for env in {spec.environment for _, _, spec in cfg.deployments()}}
     fetcher = SourceImage("fetcher-image", root / "fetcher", registry)
     signing_key = TokenSigningKey("token-signing") if uses_token_auth(cfg) else None
-    router = Router("router", cfg, config_json=router_config, image=SourceImage("router-image", root / "router", registry).image_ref,
+    router = Router("router", cfg, config_json=router_config,
+                    image=SourceImage("router-image", root / "router", registry).image_ref,
                     location=cfg.cluster.location or cfg.workspace.location,
                     models_namespaces={n: ns.namespace for n, ns in namespaces.items()},
                     token_public_key=signing_key.public_key_pem if signing_key else None, opts=on_cluster)
