@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from pathlib import Path
 from typing import Optional
 
 import pulumi
