@@ -179,7 +179,7 @@ class Router(pulumi.ComponentResource):
             mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
         return volumes, mounts
 
-    def _deployment(self, ns_name, image, config_text: str, volumes, mounts, production: bool, opts) -> None:
+    def _deployment(self, ns_name, image, config_json: str, volumes, mounts, production: bool, opts) -> None:
         grace = shutdown_grace_seconds(self._cfg)
         field = lambda path: {"valueFrom": {"fieldRef": {"fieldPath": path}}}  # noqa: E731
         container = {
@@ -209,7 +209,7 @@ class Router(pulumi.ComponentResource):
             "template": {
                 # A changed config rolls the pods (keys do not: they are watched through the API).
                 "metadata": {"labels": labels(NAME, "router"),
-                             "annotations": {"aks-serving/config-sha256": hashlib.sha256(config_text.encode()).hexdigest()}},
+                             "annotations": {"aks-serving/config-sha256": hashlib.sha256(config_json.encode()).hexdigest()}},
                 "spec": {
                     "serviceAccountName": NAME,
                     "securityContext": pod_security(UID),

@@ -74,7 +74,7 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
     for name, spec in cfg.services.items():
         services[name] = make_service(name, spec, on_cluster, auth=spec)
     endpoints = {name: ModelEndpoint(name, endpoint, router_namespace=router.namespace, opts=on_cluster,
-                                     make_service=lambda n, s, o: make_service(n, s, o))
+                                     make_service=make_service)
                  for name, endpoint in cfg.endpoints.items()}
     if any(p.gpus_per_node for p in pools):
         if cfg.cluster.attached:
