@@ -17,9 +17,11 @@ from typing import Any, Optional
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks, settings
+from google.protobuf import struct_pb2
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSCRIPTION = "8f3c1a2e-5b7d-4c9e-a1f0-2d6b8e4c7a93"
@@ -159,17 +161,47 @@ class AzureStandIn(mocks.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """Records what only the raw registration carries: the parent, ignoreChanges, additionalSecretOutputs and
-    the dependencies."""
+    """The engine's stand-in. It records what only the raw registration carries (the parent, ignoreChanges,
+    additionalSecretOutputs and the dependencies), and it answers as the engine does: with the inputs as the
+    program sent them, plus what the stand-in computed. The SDK's MockMonitor instead serializes the whole
+    state again in the program's process, work the real engine does in its own; that would charge every
+    byte of a Deployment twice to the program (bench/program_cost.py)."""
 
     def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.mocks.created.append(Registered(
-                request.type, request.name, dict(self.resources[response.urn].state) if request.custom else {},
-                request.parent, list(request.ignoreChanges), list(request.additionalSecretOutputs),
-                sorted({urn.rsplit("::", 1)[-1] for urn in request.dependencies})))
-        return response
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        _ensure_event_loop()  # resource references among the inputs are read back on this thread's loop
+        inputs = rpc.deserialize_properties(request.object)
+        id_, state = self.mocks.new_resource(mocks.MockResourceArgs(
+            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+            resource_id=request.importId, custom=request.custom or False,
+            transforms=mocks._resolve_callbacks(request.transforms)))
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        self.mocks.created.append(Registered(
+            request.type, request.name, dict(state) if request.custom else {},
+            request.parent, list(request.ignoreChanges), list(request.additionalSecretOutputs),
+            sorted({dependency.rsplit("::", 1)[-1] for dependency in request.dependencies})))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_,
+                                                     object=_outputs(request.object, inputs, state))
+
+
+def _outputs(sent: struct_pb2.Struct, inputs: dict, state: dict) -> struct_pb2.Struct:
+    """`state` on the wire: the fields the stand-in kept from the inputs as they were sent, the rest
+    (what it computed or replaced) serialized here."""
+    computed = {k: v for k, v in state.items() if k not in inputs or inputs[k] is not v}
+    dropped = inputs.keys() - state.keys()
+    if not computed and not dropped:
+        return sent
+    outputs = struct_pb2.Struct()
+    outputs.CopyFrom(sent)
+    for key in dropped:
+        del outputs.fields[key]
+    if computed:
+        extra = _sync_await(rpc.serialize_properties(computed, {}))
+        for key, value in extra.fields.items():
+            outputs.fields[key].CopyFrom(value)
+    return outputs
 
 
 class _Capture(logging.Handler):
