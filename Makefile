@@ -18,7 +18,7 @@ REQUIREMENTS += tools/requirements-workflows.txt
 TOOLS := .tools
 AZURITE_VERSION := 3.35.0
 
-.PHONY: run token status describe test bench bench-program bench-bytecodes venv clean
+.PHONY: run token status describe test bench bench-program bench-bytecodes bench-instructions venv clean
 
 # A virtualenv is rebuilt only when its requirements change (the stamp records that).
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -63,6 +63,11 @@ bench-program: $(VENV)/.installed
 # The same comparison in bytecodes per service (20 -> 60 services), which CPU steal cannot move.
 bench-bytecodes: $(VENV)/.installed
 	$(PY) bench/program_cost.py --bytecodes 20,60
+
+# And in machine instructions under valgrind (20 -> 60 services): deterministic, the C and the GC included.
+bench-instructions: $(VENV)/.installed
+	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind >/dev/null)
+	$(PY) bench/program_cost.py --instructions 20,60
 
 # The offline pull-request check (no cloud, no Pulumi CLI): the program under mocks, the policy pack,
 # kubernetes-validate and checkov; writes build/$(STACK)/ and fails on a violation. make check STACK=prod

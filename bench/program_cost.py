@@ -20,12 +20,15 @@ percent from one minute to the next), so each size is measured `--rounds` times,
 alternating, and the fastest of each is kept: the least disturbed run, as `timeit` does.
 `--bytecodes 20,60` counts instead of timing: the bytecodes each service adds, for the three children, a
 figure the machine's load cannot move (but blind to time spent in C).
+`--instructions 20,60` counts machine instructions under valgrind's callgrind instead: deterministic like
+bytecodes, and it includes the C (the GC, protobuf, json). Each child runs about 50 x slower.
 
 Goals (issue 5): linear growth, within 1.5 x the floor, <= 1.5 GB at 1,000 services.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import copy
 import functools
@@ -34,6 +37,8 @@ import itertools
 import json
 import os
 import pickle
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -201,6 +206,23 @@ def _run_file(directory: Path, text: str) -> dict:
     return {**result, "resources": len(run.resources)}
 
 
+def measure_instructions(mode: str, n: int) -> tuple[int, int]:
+    """Run one child under callgrind: (instructions it executed, resources it registered). The count covers
+    the whole process, imports included; count_per_service differences two sizes, so those cancel."""
+    child = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                            __file__, "--child", mode, str(n)], cwd=ROOT, capture_output=True, text=True)
+    if child.returncode != 0:
+        raise SystemExit(f"{mode} child for {n} exited {child.returncode} under valgrind:\n{child.stderr[-2000:]}")
+    collected = re.search(r"Collected : (\d+)", child.stderr)
+    return int(collected.group(1)), json.loads(child.stdout.strip().splitlines()[-1])["resources"]
+
+
+def count_bytecodes(mode: str, n: int) -> tuple[int, int]:
+    """Run one child with the bytecode tracer: (bytecodes it ran while measured, resources it registered)."""
+    result = measure(mode, n, count=True)
+    return result["bytecodes"], result["resources"]
+
+
 def measure(mode: str, n: int, count: bool = False) -> dict:
     """Run one child; its JSON result plus its peak RSS in MB (ru_maxrss is in KiB on Linux)."""
     env = {**os.environ, COUNT_ENV: "1"} if count else None
@@ -220,6 +242,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each child per size; the fastest counts")
     parser.add_argument("--bytecodes", metavar="LOW,HIGH",
                         help="instead of timing, count bytecodes per service between two sizes (e.g. 20,60)")
+    parser.add_argument("--instructions", metavar="LOW,HIGH",
+                        help="instead of timing, count machine instructions per service under valgrind")
     parser.add_argument("--child", nargs="+", metavar="MODE N", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -234,7 +258,11 @@ def main() -> int:
         # closed, which is noise, and tearing down thousands of resources is no part of the program's cost.
         os._exit(0)
     if args.bytecodes:
-        return count_bytecodes(*(int(s) for s in args.bytecodes.split(",")))
+        return count_per_service("bytecodes", *(int(s) for s in args.bytecodes.split(",")))
+    if args.instructions:
+        if not shutil.which("valgrind"):
+            raise SystemExit("--instructions needs valgrind (apt-get install valgrind; make bench-instructions does)")
+        return count_per_service("instructions", *(int(s) for s in args.instructions.split(",")))
 
     rows = []
     print(f"{'services':>8} {'resources':>9} {'program s':>9} {'objects s':>9} {'floor s':>8} {'x objects':>9} "
@@ -266,21 +294,28 @@ def main() -> int:
     return 0
 
 
-def count_bytecodes(low: int, high: int) -> int:
-    """Bytecodes each service adds, between `low` and `high` services, for the program and both floors. The
-    interpreter runs the same bytecodes whatever the machine's load, so this compares code where CPU steal
-    moves wall time by tens of percent. It leaves out time in C (the GC, protobuf's encoder, json)."""
-    per = {}
-    for mode in ("program", "objects", "floor"):
-        counts = []
-        for services in (low, high):
-            n = services if mode != "floor" else measure("program", services)["resources"]
-            counts.append(measure(mode, n, count=True)["bytecodes"])
-        per[mode] = (counts[1] - counts[0]) / (high - low)
-    print(f"bytecodes per service ({low} -> {high} services): program {per['program'] / 1000:.1f} k, "
-          f"objects {per['objects'] / 1000:.1f} k, floor {per['floor'] / 1000:.1f} k")
-    print(f"program / floor {per['program'] / per['floor']:.2f}, program / objects "
-          f"{per['program'] / per['objects']:.2f}, objects / floor {per['objects'] / per['floor']:.2f}")
+def count_per_service(unit: str, low: int, high: int) -> int:
+    """Bytecodes or machine instructions each service adds, between `low` and `high` services, for the
+    program and both floors. Neither moves with the machine's load, so this compares code where CPU steal
+    moves wall time by tens of percent. Bytecodes leave out time in C (the GC, protobuf's encoder, json);
+    instructions count it. The floor registers as many resources as the program did at each size."""
+    counter = measure_instructions if unit == "instructions" else count_bytecodes
+    per, resources = {}, {}
+    for mode in ("program", "objects", "floor"):  # the program first: the floor needs its resource counts
+        # Both sizes at once: a count does not depend on what else the machine runs.
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            sizes = [resources[services] if mode == "floor" else services for services in (low, high)]
+            runs = list(pool.map(functools.partial(counter, mode), sizes))
+        if mode == "program":
+            resources = {services: registered for services, (_, registered) in zip((low, high), runs)}
+        per[mode] = (runs[1][0] - runs[0][0]) / (high - low)
+    scale, suffix = (1e6, "M") if unit == "instructions" else (1e3, "k")
+    print(f"{unit} per service ({low} -> {high} services): program {per['program'] / scale:.1f} {suffix}, "
+          f"objects {per['objects'] / scale:.1f} {suffix}, floor {per['floor'] / scale:.1f} {suffix}")
+    ratio = per["program"] / per["floor"]
+    print(f"program / floor {ratio:.2f}, program / objects "
+          f"{per['program'] / per['objects']:.2f}, objects / floor {per['objects'] / per['floor']:.2f} "
+          f"(goal <= {GOAL_RATIO}: {_verdict(ratio <= GOAL_RATIO)})")
     return 0
 
 
