@@ -214,6 +214,8 @@ def measure_instructions(mode: str, n: int) -> tuple[int, int]:
     if child.returncode != 0:
         raise SystemExit(f"{mode} child for {n} exited {child.returncode} under valgrind:\n{child.stderr[-2000:]}")
     collected = re.search(r"Collected : (\d+)", child.stderr)
+    if collected is None:
+        raise SystemExit(f"callgrind printed no instruction count for the {mode} child:\n{child.stderr[-2000:]}")
     return int(collected.group(1)), json.loads(child.stdout.strip().splitlines()[-1])["resources"]
 
 
