@@ -54,6 +54,7 @@ from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO, GOAL_RSS_MB = 1.5, 1536
+MODES = ("program", "objects", "floor")  # the children; the floor needs the program's count first
 COUNT_ENV = "AKS_SERVING_BENCH_COUNT"  # set for a --bytecodes child
 # Provider SDK modules load lazily on first use; these are the ones the program uses beyond what the
 # components' own module globals name.
@@ -302,18 +303,11 @@ def main() -> int:
 def measure_rounds(services: int, rounds: int) -> tuple[list[dict], list[dict], list[dict]]:
     """`rounds` runs of each child, the three back to back in each round, each first in turn (so none is
     always the one after a warm or a cold spell); the floor registers as many resources as the program."""
-    runs: dict[str, list[dict]] = {"program": [], "objects": [], "floor": []}
-    resources = None
+    runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
     for round_ in range(rounds):
-        order = ["program", "objects", "floor"]
-        order = order[round_ % 3:] + order[:round_ % 3]
-        if resources is None:  # the first floor needs the program's count
-            order.remove("program")
-            order.insert(0, "program")
-        for mode in order:
-            runs[mode].append(measure(mode, resources if mode == "floor" else services))
-            if mode == "program":
-                resources = runs[mode][-1]["resources"]
+        # Round 0 starts with the program, whose resource count every floor run then uses.
+        for mode in MODES[round_ % len(MODES):] + MODES[:round_ % len(MODES)]:
+            runs[mode].append(measure(mode, runs["program"][0]["resources"] if mode == "floor" else services))
     return runs["program"], runs["objects"], runs["floor"]
 
 
@@ -324,7 +318,7 @@ def count_per_service(unit: str, low: int, high: int) -> int:
     instructions count it. The floor registers as many resources as the program did at each size."""
     counter = measure_instructions if unit == "instructions" else count_bytecodes
     per, resources = {}, {}
-    for mode in ("program", "objects", "floor"):  # the program first: the floor needs its resource counts
+    for mode in MODES:  # the program first: the floor needs its resource counts
         # Both sizes at once: a count does not depend on what else the machine runs.
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             sizes = [resources[services] if mode == "floor" else services for services in (low, high)]
