@@ -17,8 +17,8 @@ import aiohttp
 
 from .backends.kubeapi import KubeApi, list_and_watch, resource_path
 from .backends.kubernetes import serving_addresses, url_host
-from .request import Request
-from .response import TEXT, Response
+from .http.request import Request
+from .http.response import TEXT, Response
 from .settings import AcmeOptions
 
 log = logging.getLogger("router.acme")
@@ -94,7 +94,8 @@ class AcmeResponder:
     def _redirect(self, request: Request, response: Response, host: str) -> None:
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         port = "" if self.options.https_port == 443 else f":{self.options.https_port}"
-        target = quote(request.path.encode("utf-8", "surrogateescape"), safe="/:@!$&'()*+,;=-._~")
+        # The path is as the client sent it: its escapes stay (`%` is safe), anything else unsafe is escaped.
+        target = quote(request.path.encode("utf-8", "surrogateescape"), safe="/:@!$&'()*+,;=-._~%")
         if request.query:
             target += "?" + request.query.decode("latin-1")
         location = f"https://{name}{port}{target}"

@@ -1,5 +1,5 @@
 """The router's state (services, endpoints, upstream client, metrics, log), its lifecycle, and the admin
-app (aiohttp; in-cluster only). The scoring port is served by `scoring.Scoring` on `httpserver.HttpServer`."""
+app (aiohttp; in-cluster only). The scoring port is served by `scoring.Scoring` on `http.server.HttpServer`."""
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +16,7 @@ from .metrics import Metrics, ServiceMetrics
 from .service import Endpoint, Service
 from .settings import RouterConfig
 from .status import status_document
-from .upstream import UpstreamClient
+from .http.upstream import UpstreamClient
 
 log = logging.getLogger("router")
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)

@@ -28,9 +28,13 @@ class Authenticator(Protocol):
 
 
 def bearer(authorization: str | None) -> str | None:
-    if not authorization or not authorization.startswith("Bearer "):
+    """The credential of `Bearer <credential>`; the scheme is case-insensitive (RFC 9110 11.1)."""
+    if not authorization:
         return None
-    return authorization[7:].strip() or None
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credential.strip(" \t") or None
 
 
 def _digest(value: bytes) -> bytes:

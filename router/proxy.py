@@ -10,9 +10,9 @@ import functools
 import time
 
 from .pool import NoCapacity, Replica, ReplicaPool
-from .request import BadRequestBody, ClientGone, Request
-from .response import Response
-from .upstream import (ConnectError, Exchange, ScoringTimeout, UpstreamClient, UpstreamConnection,
+from .http.request import BadRequestBody, BodyTimeout, ClientGone, Request
+from .http.response import Response
+from .http.upstream import (ConnectError, Exchange, ScoringTimeout, UpstreamClient, UpstreamConnection,
                        UpstreamError)
 
 CHUNK = 64 * 1024
@@ -122,6 +122,8 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
             body = await request.read() if small else RequestBody(request, max_body)
         except BadRequestBody:
             raise ProxyError(400, "malformed request body") from None
+        except BodyTimeout:
+            raise ProxyError(408, "request body timed out") from None
         body_length = len(body) if small else None
     streamed = isinstance(body, RequestBody)
     chunked = streamed and request.content_length is None
@@ -158,11 +160,9 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
             exchange.sent = True
         try:
             await _response_headers(pool, replica, exchange, deadline, sent_at, replica_timeout, attempt, body)
-        except StaleConnection:
-            # The replica closed this kept-alive connection as the request went out (not a byte of an
-            # answer came back), and the request can be sent again whole: once more, on a new connection
-            # to the same replica, keeping its slot. Idle connections are kept only IDLE_SECONDS, shorter
-            # than servers' own keep-alive timeouts, but a replica may still close one at any moment.
+        except NeverSent:
+            # The kept-alive connection had been reset before the request was written: the replica cannot
+            # have seen it. Send it on a new connection to the same replica, keeping its slot.
             fresh = True
             attempt.retries += 1
             on_retry()
@@ -170,8 +170,10 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
         return await _relay(pool, replica, exchange, response, request_id, response_headers, attempt)
 
 
-class StaleConnection(Exception):
-    """A reused connection failed before any answer, and the request can be replayed on a new one."""
+class NeverSent(Exception):
+    """The request provably never reached the replica (its connection was reset before the write), so
+    it may go again. Any other failure after the write is a 502: the replica may have acted on it, and a
+    scoring call is not known to be safe to repeat."""
 
 
 async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Exchange, deadline: float,
@@ -193,13 +195,16 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
         raise
     except BaseException as e:
         streamed = isinstance(body, RequestBody)
-        if isinstance(e, UpstreamError) and exchange.stale and not (streamed and body.started) \
+        if isinstance(e, UpstreamError) and exchange.unsent and not (streamed and body.started) \
                 and time.monotonic() < deadline:
-            raise StaleConnection() from e  # the slot stays with the request
+            raise NeverSent() from e  # the slot stays with the request
         pool.release(replica)
         if streamed and body.too_large:
             raise ProxyError(413, "request body too large") from e
-        if isinstance(e, BadRequestBody):  # the upload broke off: the client's fault, not the replica's
+        # The upload broke off: the client's fault, not the replica's.
+        if isinstance(e, BodyTimeout):
+            raise ProxyError(408, "request body timed out") from e
+        if isinstance(e, BadRequestBody):
             raise ProxyError(400, "malformed request body") from e
         if isinstance(e, ClientGone):
             raise
@@ -242,7 +247,9 @@ async def _wait_for_slot(pool: ReplicaPool, queue_wait: float, deadline: float, 
 
 async def _relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, response: Response,
                  request_id: bytes, extra_headers: list[tuple[bytes, bytes]] | None, attempt: Attempt) -> int:
-    """Send the replica's answer back; the slot is released once the replica's body is consumed."""
+    """Send the replica's answer back. The slot is released as soon as the replica's answer is read, not
+    when the client has it: up to `HttpLimits.response_buffer_bytes` wait in the client's write buffer
+    meanwhile, and a client that reads none of it within the send timeout is cut off (`server.sweep`)."""
     status = exchange.status
     try:
         headers = [(k, v) for k, v in exchange.headers if k.lower() not in DROP_RESPONSE_HEADERS]
@@ -258,8 +265,10 @@ async def _relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, respon
             return status
         response.start(status, headers, length)
         async for chunk in exchange.chunks():
-            response.write(chunk)
+            # Wait for room before a write, not after it: once the last chunk is written the loop ends
+            # without waiting on the client, and the slot goes back.
             await response.drain()
+            response.write(chunk)
         response.end()
         return status
     except ClientGone:

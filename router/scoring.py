@@ -3,7 +3,7 @@ forwarding to a replica, metrics and the JSON request log.
 
 Routes are exact paths built once from the config (service and endpoint names only change with a
 restart), so finding one is a dict lookup. The handler answers through `response.Response`, served by
-`httpserver.HttpServer`.
+`http.server.HttpServer`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from .accesslog import request_line
 from .proxy import Attempt, ProxyError, forward
-from .request import Request
-from .response import TEXT, Response
+from .http.request import Request
+from .http.response import TEXT, Response
 from .service import Endpoint, Service
 
 if TYPE_CHECKING:
@@ -121,8 +121,8 @@ def _not_found(path: str) -> str:
 
 
 def _error(response: Response, status: int, reason: str, request_id: bytes) -> None:
-    if status == 413:
-        response.close = True  # do not read (or drain) the body we refused
+    if status in (400, 408, 413):
+        response.close = True  # the body is refused, broken or late: do not read (or drain) the rest
     response.send(status, [TEXT, (b"x-request-id", request_id)], reason.encode() + b"\n")
 
 

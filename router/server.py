@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .acme import AcmeResponder
 from .app import Router
-from .httpserver import HttpServer
+from .http.server import HttpServer
 from .scoring import Scoring
 from .settings import RouterConfig
 from .tls import ReloadingContext
@@ -21,7 +21,7 @@ log = logging.getLogger("router")
 async def open_scoring(router: Router, host: str, port: int, ssl: ssl_module.SSLContext | None = None) -> HttpServer:
     """Listen for scoring requests (the router must be started). Tests use this too, so they exercise
     the same server as `serve`."""
-    server = HttpServer(Scoring(router).handle)
+    server = HttpServer(Scoring(router).handle, router.config.router.limits)
     await server.listen(host, port, backlog=1024, ssl=ssl)
     return server
 
@@ -48,7 +48,7 @@ async def serve(config: RouterConfig, host: str, port: int, admin_host: str, adm
     if config.router.acme is not None:
         acme = AcmeResponder(config.router.acme, cluster.api, config.router.cluster.namespace)
         await acme.start()
-        listeners.append(acme_listener := HttpServer(acme.handle))
+        listeners.append(acme_listener := HttpServer(acme.handle, config.router.limits))
         await acme_listener.listen(host, config.router.acme.port)
         log.info("ACME challenges and HTTPS redirects on %s:%d", host, config.router.acme.port)
     await web.TCPSite(admin, admin_host, admin_port).start()

@@ -222,8 +222,21 @@ class AcmeOptions(Model):
     https_port: int = Field(443, gt=0, lt=65536)  # what clients dial (the load balancer's), not the pod's
 
 
+class HttpLimits(Model):
+    """What one client may take of the scoring port (the same on every listener). Each holds a hostile
+    client to a bounded cost: a connection, a slot or memory is never held longer or larger than this."""
+
+    max_header_bytes: int = Field(64 * 1024, ge=1024)  # request line and headers together; more is 431
+    max_header_count: int = Field(100, ge=10)  # header lines; more is 431
+    body_timeout_seconds: float = Field(30, gt=0)  # the whole body, from the end of the head; then 408
+    send_timeout_seconds: float = Field(30, gt=0)  # an answer the client reads none of for this long is cut off
+    keep_alive_seconds: float = Field(75, gt=0)  # idle connections (or a head that never completes) close
+    response_buffer_bytes: int = Field(1024 * 1024, ge=64 * 1024)  # answer bytes held for a slow client
+
+
 class RouterOptions(Model):
     cluster: ClusterOptions | None = None  # set when the router runs in Kubernetes
+    limits: HttpLimits = HttpLimits()
     tls: TlsOptions | None = None
     acme: AcmeOptions | None = None
     shutdown_grace_seconds: float = Field(30, ge=0)  # in-flight requests may finish this long on SIGTERM

@@ -59,6 +59,7 @@ async def router_client():
         await router.start()
         server = await open_scoring(router, "127.0.0.1", 0)  # the scoring server as `serve` runs it
         client = RouterClient("127.0.0.1", server.port)
+        client.server = server  # for tests that shut the scoring port down themselves
         started.append((client, server, router))
         return client, router
 

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from kube_standin import ROUTER_API_CALLS, TOKEN, endpoint
 from router.acme import AcmeResponder
 from router.backends.kubeapi import KubeApi
-from router.httpserver import HttpServer
+from router.http.server import HttpServer
 from router.settings import AcmeOptions
 from router_testkit import free_port, self_signed, served_common_name, service_config, until
 

@@ -1,4 +1,4 @@
-"""The scoring port's HTTP/1.1 server (router/httpserver.py) on 127.0.0.1, spoken to byte by byte:
+"""The scoring port's HTTP/1.1 server (router/http/server.py) on 127.0.0.1, spoken to byte by byte:
 pipelining, HTTP/1.0, bad and oversized heads, flow control of request bodies, idle connections, and a
 client that leaves while its request is at a replica."""
 import asyncio
@@ -7,9 +7,9 @@ import json
 import pytest
 import pytest_asyncio
 
-import router.httpserver
-from router.httpserver import HttpServer
-from router.readflow import HIGH_WATER
+from router.http.readflow import HIGH_WATER
+from router.http.server import HttpServer
+from router.settings import HttpLimits
 from router_testkit import service_config
 
 pytestmark = pytest.mark.asyncio
@@ -97,7 +97,7 @@ async def test_a_malformed_request_is_400_and_an_oversized_head_431(server, monk
     assert (await talk(http.port, b"NOT HTTP AT ALL\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
     both = b"POST /a HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"  # smuggling shape
     assert (await talk(http.port, both)).startswith(b"HTTP/1.1 400 ")
-    huge = b"GET /a HTTP/1.1\r\nX-Big: " + b"a" * (router.httpserver.MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+    huge = b"GET /a HTTP/1.1\r\nX-Big: " + b"a" * (HttpLimits().max_header_bytes + 1) + b"\r\n\r\n"
     assert (await talk(http.port, huge)).startswith(b"HTTP/1.1 431 ")
 
 
@@ -128,13 +128,16 @@ async def test_an_unread_body_is_held_back_at_the_socket_not_buffered_whole(serv
     writer.close()
 
 
-async def test_idle_connections_are_closed(server, monkeypatch):
+async def test_idle_connections_are_closed(server):
     http, _ = server
-    monkeypatch.setattr(router.httpserver, "KEEPALIVE_SECONDS", 0.0)
     reader, writer = await asyncio.open_connection("127.0.0.1", http.port)
     writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    http._close_idle()  # the periodic sweep, run now
+    http.limits = HttpLimits(keepAliveSeconds=0.001)
+    for conn in http.connections:
+        conn._limits = http.limits
+    await asyncio.sleep(0.01)
+    http.sweep()  # the periodic sweep, run now
     assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
     writer.close()
 

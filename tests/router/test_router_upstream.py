@@ -98,21 +98,56 @@ async def test_a_replica_that_closes_every_connection_gets_a_new_one_each_time(r
     assert router.services["echo"].pool.in_flight == 0
 
 
-async def test_a_kept_alive_connection_the_replica_closed_is_retried_on_a_new_one(raw_replicas, router_client):
-    """The replica closes kept-alive connections as the next request arrives on them, before answering:
-    the request (its small body held whole) goes again on a new connection, and the client sees 200."""
+async def test_a_request_the_replica_read_and_closed_on_is_502_and_never_sent_again(raw_replicas, router_client):
+    """The replica reads a request on a kept-alive connection and closes it without answering. It may
+    have acted on the request, so the router does not send it again: 502, and each body arrived once."""
     replica, url = await raw_replicas(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_when_reused=True)
     client, router = await router_client({"services": {"echo": service_config([url])}})
+    statuses = []
     for i in range(4):
         resp = await client.post(SCORE, data=b"body-%d" % i)
-        assert resp.status == 200 and await resp.read() == b"ok"
-    # Request 0 opened a connection; each later one was written on the kept-alive one, refused, and
-    # replayed whole on a new one.
-    assert replica.bodies == [b"body-0"] + [b"body-%d" % i for i in (1, 2, 3) for _ in range(2)]
-    assert replica.connections == 4
+        statuses.append(resp.status)
+    # Request 0 opened a connection; request 1 went on it and was lost; 2 opened a new one; 3 was lost.
+    assert statuses == [200, 502, 200, 502]
+    assert replica.bodies == [b"body-0", b"body-1", b"body-2", b"body-3"]
     pool = router.services["echo"].pool
     assert pool.in_flight == 0 and not pool.replicas[url].ejected  # the replica is fine: no ejection
-    assert router.metrics.registry.get_sample_value("router_retries_total", {"service": "echo"}) == 3
+    assert router.metrics.registry.get_sample_value("router_retries_total", {"service": "echo"}) in (None, 0.0)
+
+
+async def test_a_connection_reset_before_the_write_is_known_unsent():
+    """The one failure after which a request may go again: the write itself failed because the replica
+    had reset the idle connection (checked here on the upstream client alone, as no router could be
+    made to pick such a connection deterministically: the reset is seen before the request's turn)."""
+    import socket
+    import struct
+    import time
+
+    from router.http.upstream import UpstreamClient, UpstreamError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = UpstreamClient()
+    try:
+        connections = client.connections(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        conn = await connections.get(5)
+        accepted, _ = listener.accept()
+        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        accepted.close()  # a reset, not a FIN
+        time.sleep(0.05)  # the reset arrives; the event loop has not looked yet
+        exchange = conn.start(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", 5)
+        assert exchange.unsent
+        with pytest.raises(UpstreamError):
+            await asyncio.wait_for(exchange.response, 5)
+        # A request written on a healthy connection is not `unsent`, whatever happens to it later.
+        conn = await connections.get(5, fresh=True)
+        accepted, _ = listener.accept()
+        assert not conn.start(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5).unsent
+        accepted.close()
+    finally:
+        client.close()
+        listener.close()
 
 
 async def test_a_streamed_body_is_not_replayed_when_a_kept_alive_connection_fails(raw_replicas, router_client):

@@ -7,8 +7,9 @@ aiohttp's client stays for everything else (probes, the Kubernetes API, peers).
 
 Per replica, idle connections are kept for reuse (most recently used first). The Azure ML inference server
 closes every connection, so connecting is one `create_connection` with nothing else around it. A replica
-may close an idle connection just as a request is written on it; an exchange that then fails without a
-byte of answer says so (`stale`), and the proxy sends the request again on a new connection if it can.
+may close an idle connection just as a request is written on it. Only when the write itself failed (the
+connection had been reset: `unsent`) is the request known not to have reached the replica; the proxy
+then sends it again. After a write, a lost connection is a failure, never a replay.
 
 One `Exchange` is one request and its response. Its `response` future resolves when the status line and
 headers are in; the body then arrives in a buffer the caller reads (whole, or chunk by chunk with the
@@ -54,18 +55,17 @@ class Exchange(ReadFlow):
     """One request on a connection and the replica's response to it; the response body is read through
     `ReadFlow` (`read`, `chunks`), with the replica's socket paused while the client is slower."""
 
-    __slots__ = ("response", "status", "headers", "content_length", "sent", "reused", "heard", "_conn",
+    __slots__ = ("response", "status", "headers", "content_length", "sent", "unsent", "_conn",
                  "_chunks", "_buffered", "_ended", "_error", "_waiter", "_on_end", "_timer", "_pump",
                  "_read_timeout")
 
-    def __init__(self, conn: "UpstreamConnection", read_timeout: float, reused: bool) -> None:
+    def __init__(self, conn: "UpstreamConnection", read_timeout: float) -> None:
         self.response: asyncio.Future = conn.loop.create_future()  # resolves (with None) at the headers
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []  # raw, as the replica sent them
         self.content_length: int | None = None
         self.sent = False  # the whole request is written (only then may the connection be reused)
-        self.reused = reused  # the connection carried an earlier exchange (kept alive)
-        self.heard = False  # a byte of the answer arrived
+        self.unsent = False  # the write failed at once: the replica cannot have received the request
         self._conn: UpstreamConnection | None = conn
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -78,12 +78,6 @@ class Exchange(ReadFlow):
         self._read_timeout = read_timeout
 
     # ---- the caller's side -------------------------------------------------------------------
-
-    @property
-    def stale(self) -> bool:
-        """Failed on a kept-alive connection before any answer: the replica had closed it, most likely
-        while it sat idle, so the request can go again on a new connection."""
-        return self.reused and not self.heard
 
     def time_out(self) -> None:
         """The scoring deadline passed: the caller stops waiting for the headers."""
@@ -186,7 +180,6 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self.idle = False  # in its replica's idle list
         self._keep_alive = False
         self._exchange: Exchange | None = None
-        self._served = 0  # exchanges started on this connection
         self._headers: list[tuple[bytes, bytes]] = []
         self._close_delimited = False
 
@@ -194,10 +187,12 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
 
     def start(self, data: bytes, read_timeout: float) -> Exchange:
         """Write a request head (and a body small enough to go with it) and return its exchange."""
-        self._served += 1
-        exchange = self._exchange = Exchange(self, read_timeout, reused=self._served > 1)
+        exchange = self._exchange = Exchange(self, read_timeout)
         self._headers = []
         self.transport.write(data)
+        if self.transport.is_closing():
+            # The socket refused the write (reset by the replica while idle): nothing left this machine.
+            exchange.unsent = True
         return exchange
 
     @property
@@ -234,8 +229,6 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._exchange is not None:
-            self._exchange.heard = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as e:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
-if TYPE_CHECKING:
-    from .httpserver import HttpConnection
-    from .request import Request
+from .connection import ClientConnection
+from .request import Request
 
 Headers = Iterable[tuple[bytes, bytes]]
 STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
@@ -36,7 +35,7 @@ def _date_line() -> bytes:
 class Response:
     __slots__ = ("_conn", "_request", "status", "started", "finished", "close", "_chunked")
 
-    def __init__(self, conn: "HttpConnection", request: "Request") -> None:
+    def __init__(self, conn: ClientConnection, request: Request) -> None:
         self._conn = conn
         self._request = request
         self.status = 0

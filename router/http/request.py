@@ -1,6 +1,7 @@
 """One request on the scoring port as its handler sees it: the head, and the body as a stream.
 
-The connection (`httpserver.HttpConnection`) fills it in from httptools' callbacks. The body is queued as it
+The connection (`server.HttpConnection`, seen here as `connection.ClientConnection`) fills it in from
+httptools' callbacks. The body is queued as it
 arrives and read whole or chunk by chunk, with the client's socket paused while the consumer is slower
 (`readflow.ReadFlow`), so a slow replica slows the client down instead of filling the router's memory.
 """
@@ -8,15 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 import httptools
 
+from .connection import ClientConnection
 from .readflow import ReadFlow
-
-if TYPE_CHECKING:
-    from .httpserver import HttpConnection
 
 
 class ClientGone(ConnectionError):
@@ -27,28 +24,36 @@ class BadRequestBody(ConnectionError):
     """The body broke the framing it announced (httptools rejected it): the request cannot go on."""
 
 
+class BodyTimeout(ConnectionError):
+    """The body did not arrive within the body timeout (`HttpLimits.body_timeout_seconds`): 408."""
+
+
 class Request(ReadFlow):
     __slots__ = ("method", "path", "query", "headers", "http11", "keep_alive", "content_length",
-                 "chunked", "complete", "_index", "_expect_continue", "_conn", "_chunks", "_buffered",
-                 "_whole", "_waiter", "_error")
+                 "chunked", "complete", "body_deadline", "_index", "_expect_continue", "_conn", "_chunks",
+                 "_buffered", "_whole", "_waiter", "_error")
 
-    def __init__(self, conn: "HttpConnection", method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
-                 http11: bool, keep_alive: bool) -> None:
+    def __init__(self, conn: ClientConnection, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+                 index: dict[bytes, bytes], http11: bool, keep_alive: bool) -> None:
         self.method = method
         raw_path, _, self.query = target.partition(b"?")  # the query goes on to the replica untouched
         if not raw_path.startswith(b"/"):
             raw_path, self.query = _absolute_form(target)
-        path = raw_path.decode("utf-8", "surrogateescape")
-        self.path = unquote(path, errors="surrogateescape") if "%" in path else path  # for routing and logs
+        # Routed as sent: no percent-decoding, so `%2F` never becomes a `/` that moves a request to
+        # another route (service names are plain [a-z0-9-], and an encoded one is not a name).
+        self.path = raw_path.decode("utf-8", "surrogateescape")
         self.headers = headers  # raw (name, value) pairs, in order
         self.http11 = http11
         self.keep_alive = keep_alive
         # Header lookups are by lower-case name; the first of repeated headers wins (as aiohttp's `get`).
-        self._index = {name.lower(): value for name, value in reversed(headers)}
-        length = self._index.get(b"content-length")
+        # The connection built this index and checked that framing headers are not repeated, so the
+        # framing read here is the one httptools applies.
+        self._index = index
+        length = index.get(b"content-length")
         self.content_length = int(length) if length is not None else None  # httptools checked the digits
-        self.chunked = b"chunked" in self._index.get(b"transfer-encoding", b"").lower()
-        self.complete = False  # the whole body has arrived
+        self.chunked = b"transfer-encoding" in index  # the connection let only a single `chunked` through
+        self.complete = False  # the whole body has arrived (or the request failed)
+        self.body_deadline = 0.0  # loop time by which the body must have arrived (the connection's sweep)
         self._expect_continue = http11 and self._index.get(b"expect", b"").lower() == b"100-continue"
         self._conn = conn
         self._chunks: deque[bytes] = deque()
@@ -60,6 +65,11 @@ class Request(ReadFlow):
     def header(self, name: bytes) -> bytes | None:
         """A header's value by lower-case name."""
         return self._index.get(name)
+
+    @property
+    def failed(self) -> bool:
+        """The body broke off (bad framing, too slow, the client left): no answer can use it."""
+        return self._error is not None
 
     @property
     def body_exists(self) -> bool:

@@ -3,13 +3,17 @@
 aiohttp's server was ~85 us of the router's ~200 us of CPU per request (request and response objects,
 a stream reader, a payload writer, middleware and router machinery, and a task and several futures each
 time). A proxy needs less: parse a head, hand the body on as a stream, write an answer. httptools (the
-parser uvicorn uses) does the parsing; this module only keeps the connection's state:
+parser uvicorn uses) does the parsing; this module keeps the connection's state and the rules a head must
+meet before a handler sees it:
 
 - one handler task per request, started as soon as the head is parsed, so the body streams;
 - requests pipelined behind the one being answered wait in order, with the socket paused;
 - keep-alive, closed after `Connection: close`, an HTTP/1.0 request without keep-alive, an answer sent
-  before the request body was read whole, or idle for KEEPALIVE_SECONDS;
+  before the request body was read whole, or idle for `keep_alive_seconds`;
 - a client that leaves cancels its handler (the proxy then keeps the replica's slot until it answers);
+- the limits (`settings.HttpLimits`): head size and header count (431), a body that does not arrive in
+  time (408), an answer the client does not read (cut off). Timeouts are checked by one sweep per server,
+  not a timer per request, so holding hostile clients costs the request path nothing;
 - `shutdown`: stop listening, close idle connections, let answers in progress finish up to a deadline.
 
 The admin port stays on aiohttp: it is off the request path.
@@ -20,37 +24,49 @@ import asyncio
 import logging
 import ssl as ssl_module
 from collections import deque
+from http import HTTPStatus
 from typing import Awaitable, Callable
 
 import httptools
 
-from .request import BadRequestBody, ClientGone, Request
+from ..settings import HttpLimits
+from .request import BadRequestBody, BodyTimeout, ClientGone, Request
 from .response import TEXT, Response
 from .writeflow import WriteFlow
 
 log = logging.getLogger("router.http")
 Handler = Callable[[Request, Response], Awaitable[None]]
 
-MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; more is 431 (httptools sets no limit)
-KEEPALIVE_SECONDS = 75.0  # idle connections (or ones holding half a request head) are closed after this
-SWEEP_SECONDS = 5.0  # how often idle connections are looked for (one timer per server, not per request)
+SWEEP_SECONDS = 1.0  # how often timeouts are checked (one timer per server, not per request)
 LINGER_SECONDS = 2.0  # after an answer to a request whose body was not read, how long to discard the rest
+# Headers a request may carry once. A second Transfer-Encoding or Content-Length is an attack on the
+# framing (httptools and this module could read different bodies); a second Host or Authorization leaves
+# open who is asked, or who asks (RFC 9112 3.2, RFC 9110 5.3).
+SINGLE_HEADERS = frozenset((b"host", b"authorization", b"transfer-encoding", b"content-length"))
 
 
-class HeadTooLarge(Exception):
-    """Raised from a parser callback (httptools hands it back wrapped in HttpParserCallbackError)."""
+class BadHead(Exception):
+    """A head breaks a rule. Raised from a parser callback; httptools hands it back as the `__context__`
+    of an HttpParserCallbackError."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class HttpConnection(WriteFlow, asyncio.Protocol):
     def __init__(self, server: "HttpServer") -> None:
         self._server = server
         self.loop = server.loop
+        self._limits = server.limits
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.closing = False  # no further requests: answer the current one and close
         self.idle_since = self.loop.time()
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._index: dict[bytes, bytes] = {}
         self._head_bytes = 0
         self._parsing: Request | None = None  # the request whose head or body is being received
         self._active: Request | None = None  # the request being answered
@@ -58,14 +74,20 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._pending: deque[Request] = deque()  # pipelined requests behind the active one
         self._paused_for_body = False
         self._reading_paused = False
+        self._paused_at = 0.0
         self._lost = False
         self._discard = False  # after bad input, or while lingering: data is dropped unparsed
         self._linger: asyncio.TimerHandle | None = None
+        self._unsent_since: float | None = None  # answer bytes wait in our buffer since (the sweep's view)
+        self._unsent_size = 0
 
     # ---- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        # An answer is read from the replica into this buffer up to this size even while the client
+        # reads nothing, so the replica's slot is free as soon as its answer is in.
+        transport.set_write_buffer_limits(high=self._limits.response_buffer_bytes)
         self._server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -106,27 +128,45 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
     # ---- httptools callbacks -----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._url, self._headers, self._head_bytes = b"", [], 0
+        self._url, self._headers, self._index, self._head_bytes = b"", [], {}, 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url  # may come in pieces when the head spans reads
         self._head_bytes += len(url)
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise HeadTooLarge()
+        if self._head_bytes > self._limits.max_header_bytes:
+            raise BadHead(431, "request line and headers too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise HeadTooLarge()
+        if self._head_bytes > self._limits.max_header_bytes or len(self._headers) > self._limits.max_header_count:
+            raise BadHead(431, "request line and headers too large")
+        # The one view of the head that routing, auth and framing all read: the first of repeated
+        # headers (as aiohttp's `get`), and no repeats at all of the ones that must be single.
+        lowered = name.lower()
+        if lowered not in self._index:
+            self._index[lowered] = value
+        elif lowered in SINGLE_HEADERS:
+            raise BadHead(400, f"more than one {lowered.decode()} header")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         if self.closing:
             self._parsing = None  # the connection ends after the current answer; ignore what follows
             return
-        request = Request(self, parser.get_method(), self._url, self._headers,
-                          parser.get_http_version() == "1.1", parser.should_keep_alive())
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise BadHead(505, "only HTTP/1.0 and HTTP/1.1 are served")
+        index = self._index
+        if b"host" not in index and version == "1.1":
+            raise BadHead(400, "an HTTP/1.1 request needs a Host header")
+        framing = index.get(b"transfer-encoding")
+        if framing is not None and (version == "1.0" or framing.strip().lower() != b"chunked"):
+            # httptools frames `gzip` then `chunked` as chunked; the only coding a proxy may pass on
+            # without decoding is one `chunked`, so anything else is refused rather than guessed at.
+            raise BadHead(400, "Transfer-Encoding must be a single 'chunked' (HTTP/1.1 only)")
+        request = Request(self, parser.get_method(), self._url, self._headers, index, version == "1.1",
+                          parser.should_keep_alive())
         self._parsing = request
         if self._active is None:
             self._start(request)
@@ -146,6 +186,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def _start(self, request: Request) -> None:
         self._active = request
+        if not request.complete:  # its body's time runs from when it is this connection's turn
+            request.body_deadline = self.loop.time() + self._limits.body_timeout_seconds
         self._task = self.loop.create_task(self._run(request, Response(self, request)))
 
     async def _run(self, request: Request, response: Response) -> None:
@@ -178,8 +220,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         request, self._active, self._task = self._active, None, None
         if self._lost:
             return
-        if response.close or self.closing or not request.keep_alive or not request.complete:
-            self._close(unread_body=not request.complete)
+        if response.close or self.closing or not request.keep_alive or not request.complete or request.failed:
+            self._close(unread_body=not request.complete or request.failed)
             return
         if self._pending:
             self._start(self._pending.popleft())
@@ -188,15 +230,21 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._update_reading()
 
     def _bad_input(self, error: Exception) -> None:
+        cause = error.__context__
+        if isinstance(cause, BadHead):
+            status, reason = cause.status, cause.reason
+        elif str(error).startswith("Invalid HTTP version"):
+            status, reason = 505, "only HTTP/1.0 and HTTP/1.1 are served"
+        else:
+            status, reason = 400, "bad request"
         if self._parsing is not None:
             self._parsing.fail(BadRequestBody(str(error)))
         self.closing = self._discard = True
         if self._active is None and not self._lost:
-            status = 431 if isinstance(error.__context__, HeadTooLarge) else 400
-            self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: 12\r\n"
-                                 b"Connection: close\r\n\r\nbad request\n"
-                                 % (status, b"Request Header Fields Too Large" if status == 431 else b"Bad Request",
-                                    TEXT[1]))
+            body = reason.encode() + b"\n"
+            self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                                 b"Connection: close\r\n\r\n%s"
+                                 % (status, HTTPStatus(status).phrase.encode(), TEXT[1], len(body), body))
             self._close(unread_body=False)
 
     def _close(self, unread_body: bool) -> None:
@@ -232,18 +280,55 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             self._reading_paused = pause
             if pause:
                 self.transport.pause_reading()
+                self._paused_at = self.loop.time()
             else:
                 self.transport.resume_reading()
+                if self._parsing is not None and self._parsing is self._active:
+                    # The router held the client back: that time is not the client's to answer for.
+                    self._parsing.body_deadline += self.loop.time() - self._paused_at
 
     def send_continue(self) -> None:
         if not self._lost:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if self._active is not None:  # the client only now starts sending its body
+                self._active.body_deadline = self.loop.time() + self._limits.body_timeout_seconds
 
     def response_aborted(self) -> None:
         """The handler cut its own answer off: nothing to cancel, just drop the connection."""
         self._active, self._task = None, None
         if not self._lost:
             self.transport.abort()
+
+    # ---- timeouts (the server's sweep calls this) ------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """Close what has waited too long: an answer the client does not read, a body that does not
+        arrive, an idle connection (or one holding half a head)."""
+        if self._lost:
+            return
+        limits = self._limits
+        unsent = self.transport.get_write_buffer_size()
+        if unsent:
+            # Progress is the buffer shrinking: the client read something since the last sweep.
+            if self._unsent_since is None or unsent < self._unsent_size:
+                self._unsent_since = now
+            self._unsent_size = unsent
+            if now - self._unsent_since > limits.send_timeout_seconds:
+                log.info("cut off a client that read none of %d answer bytes in %.0f s", unsent,
+                         limits.send_timeout_seconds)
+                self.abort()
+                return
+        else:
+            self._unsent_since = None
+        request = self._parsing
+        if request is not None and request is self._active and not self._reading_paused \
+                and now > request.body_deadline:
+            # The handler answers 408 when it next reads the body; what the client still sends is dropped.
+            self.closing = self._discard = True
+            self._parsing = None
+            request.fail(BodyTimeout(f"the body did not arrive within {limits.body_timeout_seconds:g} s"))
+        elif self._active is None and self._linger is None and now - self.idle_since > limits.keep_alive_seconds:
+            self.shutdown()
 
     # ---- shutdown ------------------------------------------------------------------------------
 
@@ -258,14 +343,11 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         if not self._lost:
             self.transport.abort()
 
-    @property
-    def idle(self) -> bool:
-        return self._active is None and self._linger is None
-
 
 class HttpServer:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, limits: HttpLimits | None = None) -> None:
         self.handler = handler
+        self.limits = limits or HttpLimits()
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpConnection] = set()
         self.running = 0  # handler tasks not yet finished
@@ -276,29 +358,29 @@ class HttpServer:
     async def listen(self, host: str, port: int, backlog: int = 1024, ssl: "ssl_module.SSLContext | None" = None) -> None:
         self._server = await self.loop.create_server(lambda: HttpConnection(self), host, port, backlog=backlog,
                                                      ssl=ssl)
-        self._sweep = self.loop.call_later(SWEEP_SECONDS, self._close_idle)
+        self._sweep = self.loop.call_later(SWEEP_SECONDS, self.sweep)
 
     @property
     def port(self) -> int:
         return self._server.sockets[0].getsockname()[1]
 
-    def _close_idle(self) -> None:
-        cutoff = self.loop.time() - KEEPALIVE_SECONDS
-        for conn in [c for c in self.connections if c.idle and c.idle_since < cutoff]:
-            conn.shutdown()
-        self._sweep = self.loop.call_later(SWEEP_SECONDS, self._close_idle)
+    def sweep(self) -> None:
+        """Every connection's timeouts; runs every SWEEP_SECONDS until the server is closed."""
+        now = self.loop.time()
+        for conn in list(self.connections):
+            conn.sweep(now)
+        self._sweep = self.loop.call_later(SWEEP_SECONDS, self.sweep)
 
     def check_quiet(self) -> None:
         if self._quiet is not None and not self.connections and not self.running:
             self._quiet.set()
 
     async def shutdown(self, grace: float) -> None:
-        """Stop listening, close idle connections, and give answers in progress up to `grace` seconds."""
+        """Stop listening, close idle connections, and give answers in progress up to `grace` seconds.
+        The sweep goes on meanwhile: a client that sends or reads too slowly is still cut off in time."""
         self._quiet = asyncio.Event()
         if self._server is not None:
             self._server.close()
-        if self._sweep is not None:
-            self._sweep.cancel()
         for conn in list(self.connections):
             conn.shutdown()
         self.check_quiet()
@@ -312,3 +394,7 @@ class HttpServer:
                 await asyncio.wait_for(self._quiet.wait(), 1.0)
             except asyncio.TimeoutError:
                 pass
+        finally:
+            if self._sweep is not None:
+                self._sweep.cancel()
+                self._sweep = None

@@ -1,0 +1,41 @@
+"""What a request and its answer need from the client connection that carries them.
+
+`request.Request` and `response.Response` are made by `server.HttpConnection` and call back into it; they
+know it only through this Protocol, so neither imports the server.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Iterable, Protocol
+
+if TYPE_CHECKING:
+    from .response import Response
+
+
+class ClientConnection(Protocol):
+    loop: asyncio.AbstractEventLoop
+    closing: bool  # no further requests: the answer in progress is the last
+
+    # ---- the request body's flow control -------------------------------------------------------
+    def body_backlogged(self) -> None:
+        """The body's consumer is behind: stop reading the client's socket."""
+
+    def body_drained(self) -> None:
+        """The consumer caught up: read the client's socket again."""
+
+    def send_continue(self) -> None:
+        """Answer `Expect: 100-continue`: the handler wants the body."""
+
+    # ---- the answer --------------------------------------------------------------------------
+    def write(self, data: bytes) -> None: ...
+
+    def writelines(self, data: Iterable[bytes]) -> None: ...
+
+    async def drain(self) -> None:
+        """Wait while the client's socket buffer is full."""
+
+    def response_done(self, response: "Response") -> None:
+        """The answer is written: on to the next request, or close."""
+
+    def response_aborted(self) -> None:
+        """The answer was cut off: drop the connection."""
