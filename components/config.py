@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from policies.rules import capacity, naming
 from policies.rules.vm_sizes import VmSize, lookup_vm_size
+from router.settings import HttpLimits
 
 PROJECT = "aks-serving"
 SECTIONS = ("workspace", "cluster", "router", "environments", "services", "endpoints")
@@ -347,6 +348,9 @@ class Router(_Model):
     replicas: Optional[int] = Field(None, gt=0)
     max_replicas: Optional[int] = Field(None, gt=0)
     max_request_body_mb: int = Field(100, gt=0)
+    # What one client may take of the router (head size, body and send timeouts...): the router's own
+    # schema, so the stack file and the router agree on every key and rule.
+    limits: HttpLimits = HttpLimits()
     load_balancer: LoadBalancer = LoadBalancer()
     tls: Tls = Tls()
 

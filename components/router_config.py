@@ -38,7 +38,11 @@ def render_router_config(cfg: StackConfig, backend: BackendFor, auth: AuthFor,
                                    "role": "control" if spec.is_control_version_type else "treatment"}
                          for version, spec in endpoint.versions.items()},
         }
-    document = {"services": services, "endpoints": endpoints, "router": router or {}}
+    options = dict(router or {})
+    limits = cfg.router.limits.model_dump(by_alias=True, exclude_defaults=True)
+    if limits:  # only what the stack changed: the router's defaults stay in one place
+        options["limits"] = limits
+    document = {"services": services, "endpoints": endpoints, "router": options}
     RouterConfig.model_validate(document)
     return document
 

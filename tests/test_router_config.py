@@ -1,5 +1,7 @@
 """The RouterConfig rendered from the stack config: one conversion for the cluster and the local run."""
-from components.config import load_stack_file
+import pytest
+
+from components.config import ConfigError, load_stack_file
 from components.router_config import render_router_config
 from router.settings import RouterConfig
 
@@ -45,3 +47,24 @@ config:
 """)
     autoscale = render(load_stack_file(stack))["services"]["fixed"]["autoscale"]
     assert (autoscale["minReplicas"], autoscale["maxReplicas"]) == (3, 3)
+
+
+def test_router_limits_set_in_the_stack_reach_the_router_and_bad_ones_name_the_key(tmp_path):
+    stack = tmp_path / "Pulumi.limits.yaml"
+    text = """
+config:
+  aks-serving:workspace: {name: mlw, location: westeurope}
+  aks-serving:cluster: {name: aks-dev, purpose: dev-test, vmSize: Standard_D2s_v3, nodeCount: 1}
+  aks-serving:router: {limits: {bodyTimeoutSeconds: 10, sendTimeoutSeconds: LIMIT}}
+  aks-serving:environments: {e: {condaFile: models/sentiment/conda.yml}}
+  aks-serving:services: {svc: {environment: e, entryScript: models/sentiment/score.py}}
+"""
+    stack.write_text(text.replace("LIMIT", "5"))
+    document = render(load_stack_file(stack))
+    assert document["router"]["limits"] == {"bodyTimeoutSeconds": 10, "sendTimeoutSeconds": 5}  # only what was set
+    assert RouterConfig.model_validate(document).router.limits.keep_alive_seconds == 75
+    assert "limits" not in render(load_stack_file("Pulumi.dev.yaml"))["router"]  # defaults stay the router's
+    stack.write_text(text.replace("LIMIT", "0"))
+    with pytest.raises(ConfigError) as error:
+        load_stack_file(stack)
+    assert "router.limits.sendTimeoutSeconds" in str(error.value)
