@@ -91,7 +91,7 @@ class Router:
         m.in_flight.labels(service.name).set_function(lambda: pool.in_flight)
         m.queued.labels(service.name).set_function(lambda: pool.queued)
         m.replicas_ready.labels(service.name).set_function(lambda: pool.ready)
-        self.service_metrics[service.name] = ServiceMetrics(m, service.name)
+        self.service_metrics[service.name] = m.service(service.name)
         pool.on_eject = lambda replica: m.ejections.labels(service.name).inc()
 
     # ---- admin app -----------------------------------------------------------------------------

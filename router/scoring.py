@@ -74,7 +74,7 @@ class Scoring:
         try:
             authorization = request.header(b"authorization")
             if not await auth.check(authorization.decode("latin-1") if authorization is not None else None):
-                metrics.auth_failures.inc()
+                metrics.auth_failures += 1
                 status = 401
                 _unauthorized(response, request_id)
                 return
@@ -88,7 +88,7 @@ class Scoring:
                     router.upstream, service.pool, request, response, path, request_id,
                     queue_wait=service.queue_wait, scoring_timeout=service.scoring_timeout,
                     replica_timeout=service.replica_timeout, max_body=service.max_body, attempt=attempt,
-                    on_retry=metrics.retries.inc,
+                    on_retry=metrics.retried,
                     response_headers=[(VERSION_HEADER, version.encode())] if version else None)
             except ProxyError as e:
                 status = e.status

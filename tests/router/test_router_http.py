@@ -322,11 +322,20 @@ async def test_admin_metrics_health_ready_and_peer_load(models, router_client):
     (m,) = await models(1)
     client, router = await router_client({"services": {"echo": service_config([m.url])}})
     await client.get(SCORE)
+    await client.get(SCORE + "?sleep=0.3")
+    await client.get("/api/v1/service/echo/swagger.json")
     admin = TestClient(TestServer(router.admin_app(), host="127.0.0.1"))
     await admin.start_server()
     try:
         text = await (await admin.get("/metrics")).text()
-        assert 'router_requests_total{service="echo",status="200"} 1.0' in text
+        assert 'router_requests_total{service="echo",status="200"} 3.0' in text
+        # Cumulative buckets, as Prometheus reads `le`: the 0.3 s answer is above 0.25 s and within 0.5 s.
+        assert 'router_request_seconds_bucket{le="0.25",service="echo"} 2.0' in text
+        assert 'router_request_seconds_bucket{le="0.5",service="echo"} 3.0' in text
+        assert 'router_request_seconds_bucket{le="+Inf",service="echo"} 3.0' in text
+        assert 'router_request_seconds_count{service="echo"} 3.0' in text
+        assert 'router_retries_total{service="echo"} 0.0' in text
+        assert 'router_auth_failures_total{service="echo"} 0.0' in text
         assert 'router_replicas_ready{service="echo"} 1.0' in text
         assert (await admin.get("/healthz")).status == 200
         assert (await admin.get("/readyz")).status == 200
