@@ -52,7 +52,7 @@ venv: $(VENV)/.installed $(INFERENCE_VENV)/.installed $(POLICY_VENV)/.installed 
 test: venv
 	ROUTER_INFERENCE_PYTHON=$(CURDIR)/$(INFERENCE_VENV)/bin/python $(PY) -m pytest -q
 
-# Router overhead and throughput against nginx and a bare aiohttp proxy (installs nginx and wrk).
+# Router overhead and throughput against nginx and the floor of its own stack (installs nginx and wrk).
 bench: venv
 	bench/run.sh
 

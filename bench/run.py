@@ -1,4 +1,5 @@
-"""Router overhead benchmark: nginx (model and reference proxy), a bare aiohttp proxy, and the router.
+"""Router overhead benchmark: nginx (model and reference proxy), the floor of the router's own stack
+(uvloop + httptools with no features, `floor_proxy.py`), and the router.
 
 Run from the repository root:  bench/run.sh   (or .venv/bin/python bench/run.py [--seconds 10])
 
@@ -30,6 +31,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 KEY = "bench-primary-key-0123456789abcdef"
 UPLOAD_BYTES = 50 * 1024 * 1024
+FLOOR = "floor (uvloop+httptools)"
 
 NGINX_CONF = """
 worker_processes 1;
@@ -184,7 +186,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
     stack = Stack(workdir)
-    ports = {name: free_port() for name in ("model", "nginx", "nginx_plain", "bare", "router", "admin",
+    ports = {name: free_port() for name in ("model", "nginx", "nginx_plain", "floor", "router", "admin",
                                             "baseline", "baseline_admin")}
     keyfile = workdir / "primary"
     keyfile.write_text(KEY)
@@ -202,16 +204,16 @@ def main() -> None:
         stack.nginx("proxy", PROXY_BODY.format(port=ports["nginx"], upstream=ports["model"]), ports["nginx"])
         stack.nginx("plain", PLAIN_PROXY_BODY.format(port=ports["nginx_plain"], upstream=ports["model"]),
                     ports["nginx_plain"])
-        bare = stack.start([sys.executable, str(BENCH / "bare_proxy.py"), str(ports["bare"]),
-                            f"http://127.0.0.1:{ports['model']}"], ports["bare"])
-        pids = {"bare aiohttp proxy": bare.pid}  # CPU per request is measured for the Python proxies
+        floor = stack.start([sys.executable, str(BENCH / "floor_proxy.py"), str(ports["floor"]), str(ports["model"])],
+                            ports["floor"])
+        pids = {FLOOR: floor.pid}  # CPU per request is measured for the Python proxies
         router = stack.start([sys.executable, "-m", "router", "serve", "--config", str(workdir / "router.json"),
                               "--port", str(ports["router"]), "--admin-port", str(ports["admin"])],
                              ports["router"], stderr=router_log)
         targets = {"model (nginx, direct)": (ports["model"], "/score"),
                    "nginx proxy": (ports["nginx"], "/score"),
                    "nginx proxy (defaults)": (ports["nginx_plain"], "/score"),
-                   "bare aiohttp proxy": (ports["bare"], "/score"),
+                   FLOOR: (ports["floor"], "/score"),
                    "router": (ports["router"], "/api/v1/service/echo/score")}
         pids["router"] = router.pid
         if args.baseline is not None:
@@ -249,18 +251,20 @@ def main() -> None:
     direct, nginx = results["model (nginx, direct)"], results["nginx proxy"]
     plain = results["nginx proxy (defaults)"]
     summary = {}
-    for name in [n for n in ("bare aiohttp proxy", "router (baseline)", "router") if n in results]:
+    for name in [n for n in (FLOOR, "router (baseline)", "router") if n in results]:
         r = results[name]
         summary[name] = {"rps_ratio_to_nginx": round(r["c16"]["rps"] / nginx["c16"]["rps"], 3),
                          "rps_ratio_to_nginx_defaults": round(r["c16"]["rps"] / plain["c16"]["rps"], 3),
                          "added_p50_ms_at_1": round(r["c1"]["p50_ms"] - direct["c1"]["p50_ms"], 3),
                          "p99_ms_at_16": r["c16"]["p99_ms"],
-                         "cpu_us_per_request_at_16": round(r["c16"]["cpu_us_per_request"], 1)}
+                         "cpu_us_per_request_at_16": round(r["c16"]["cpu_us_per_request"], 1),
+                         # Beside Azure ML v2's inference router, documented at about 2,500 requests per vCPU.
+                         "requests_per_core": round(1e6 / r["c16"]["cpu_us_per_request"])}
     summary["router"]["upload_50MB_status"] = status
     summary["router"]["upload_50MB_peak_rss_growth_MiB"] = round(growth, 1)
-    goals = {"rps_ratio_to_nginx >= 0.2": summary["router"]["rps_ratio_to_nginx"] >= 0.2,
-             "added_p50_ms_at_1 <= 0.3": summary["router"]["added_p50_ms_at_1"] <= 0.3,
-             "p99_ms_at_16 <= 10": summary["router"]["p99_ms_at_16"] <= 10,
+    goals = {"rps_ratio_to_nginx >= 0.5": summary["router"]["rps_ratio_to_nginx"] >= 0.5,
+             "added_p50_ms_at_1 <= 0.2": summary["router"]["added_p50_ms_at_1"] <= 0.2,
+             "p99_ms_at_16 <= 3": summary["router"]["p99_ms_at_16"] <= 3,
              "upload peak RSS growth <= 10 MiB": growth <= 10}
     print(json.dumps({"summary": summary, "goals_met": goals}, indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
