@@ -17,6 +17,7 @@ from .service import Endpoint, Service
 from .settings import RouterConfig
 from .status import status_document
 from .http.upstream import UpstreamClient
+from .proxy import DROP_RESPONSE_HEADERS
 
 log = logging.getLogger("router")
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
@@ -29,7 +30,7 @@ class Router:
         self.metrics = Metrics()
         self.access_log = AccessLog()
         self.session: aiohttp.ClientSession | None = None  # probes (the request path uses self.upstream)
-        self.upstream = UpstreamClient()
+        self.upstream = UpstreamClient(DROP_RESPONSE_HEADERS)
         self.ready = False
         opts = config.router
         self.services = {

@@ -21,11 +21,10 @@ CHUNK = 64 * 1024
 DROP_REQUEST_HEADERS = frozenset(h.lower().encode() for h in (
     "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
     "Host", "Authorization", "Expect", "Proxy-Authorization"))
-# The router sets Content-Length (or chunking), Date and x-request-id itself; the replica's Server (its
-# software and version) is none of the caller's business.
-DROP_RESPONSE_HEADERS = frozenset(h.lower().encode() for h in (
-    "Connection", "Keep-Alive", "Proxy-Connection", "Trailer", "Transfer-Encoding", "Upgrade",
-    "Content-Length", "Date", "Server", "x-request-id"))
+# Dropped from the replica's answer (by the upstream client, with the hop-by-hop ones, as it parses): the
+# router sets Date and x-request-id itself, and the replica's Server (its software and version) is none of
+# the caller's business.
+DROP_RESPONSE_HEADERS = frozenset((b"date", b"server", b"x-request-id"))
 
 
 class ProxyError(Exception):
@@ -252,7 +251,7 @@ async def _relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, respon
     meanwhile, and a client that reads none of it within the send timeout is cut off (`server.sweep`)."""
     status = exchange.status
     try:
-        headers = [(k, v) for k, v in exchange.headers if k.lower() not in DROP_RESPONSE_HEADERS]
+        headers = exchange.headers  # what is left to pass on (the upstream client dropped the rest)
         headers.append((b"x-request-id", request_id))
         if extra_headers:
             replaced = {k.lower() for k, _ in extra_headers}

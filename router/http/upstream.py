@@ -32,6 +32,10 @@ from .readflow import ReadFlow
 from .writeflow import WriteFlow
 
 CONNECT_TIMEOUT = 5.0
+# The answer's framing (consumed here, never passed on) and the other hop-by-hop headers (RFC 9110 7.6.1):
+# per connection, so no caller wants them. A caller may name more to drop (`UpstreamClient(drop_headers=)`).
+FRAMING = frozenset((b"content-length", b"transfer-encoding"))
+HOP_BY_HOP = FRAMING | {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"}
 IDLE_SECONDS = 15.0  # close connections idle this long (servers' own keep-alive timeouts are longer)
 
 
@@ -106,6 +110,7 @@ class Exchange(ReadFlow):
     # ---- the connection's side ---------------------------------------------------------------
 
     def _headers_done(self, status: int, headers: list[tuple[bytes, bytes]], length: int | None) -> None:
+        """`headers`: the answer's, less hop-by-hop ones and those the client was told to drop."""
         self.status, self.headers, self.content_length = status, headers, length
         if not self.response.done():
             self.response.set_result(None)  # not self: exchange -> future -> exchange would be a cycle
@@ -180,6 +185,9 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self.idle = False  # in its replica's idle list
         self._keep_alive = False
         self._exchange: Exchange | None = None
+        self._drop = replica.drop_headers
+        self._length: int | None = None
+        self._chunked = False
         self._headers: list[tuple[bytes, bytes]] = []
         self._close_delimited = False
 
@@ -188,7 +196,7 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
     def start(self, data: bytes, read_timeout: float) -> Exchange:
         """Write a request head (and a body small enough to go with it) and return its exchange."""
         exchange = self._exchange = Exchange(self, read_timeout)
-        self._headers = []
+        self._headers, self._length, self._chunked = [], None, False
         self.transport.write(data)
         if self.transport.is_closing():
             # The socket refused the write (reset by the replica while idle): nothing left this machine.
@@ -250,25 +258,26 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
     # ---- httptools callbacks -----------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))  # passed on to the client as they are
+        # One pass: framing read, hop-by-hop (and the caller's) dropped, the rest kept as sent.
+        lowered = name.lower()
+        if lowered not in self._drop:
+            self._headers.append((name, value))
+        elif lowered == b"content-length":
+            self._length = int(value)  # httptools checked the digits
+        elif lowered == b"transfer-encoding":
+            self._chunked = b"chunked" in value.lower()
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if status < 200:  # 1xx interim answer: the real one follows
-            self._headers = []
+            self._headers, self._length, self._chunked = [], None, False
             return
         exchange = self._exchange
         if exchange is None:  # bytes nobody asked for
             self.close()
             return
-        length, chunked = None, False
-        for name, value in self._headers:
-            lowered = name.lower()
-            if lowered == b"content-length":
-                length = int(value)
-            elif lowered == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-        self._close_delimited = length is None and not chunked and status not in (204, 304)
+        length = self._length
+        self._close_delimited = length is None and not self._chunked and status not in (204, 304)
         self._keep_alive = self._parser.should_keep_alive()
         exchange._headers_done(status, self._headers, length)
 
@@ -288,10 +297,11 @@ class ReplicaConnections:
     """A replica's idle kept-alive connections, and new ones when none is idle."""
 
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop,
-                 on_unused: Callable[["ReplicaConnections"], None]) -> None:
+                 on_unused: Callable[["ReplicaConnections"], None], drop_headers: frozenset[bytes] = HOP_BY_HOP) -> None:
         parts = urlsplit(url)
         self.url = url
         self.loop = loop
+        self.drop_headers = drop_headers
         self._on_unused = on_unused
         self.host = parts.hostname
         self.https = parts.scheme == "https"
@@ -356,13 +366,16 @@ class ReplicaConnections:
 class UpstreamClient:
     """Connections per replica URL, created on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop_headers: frozenset[bytes] = frozenset()) -> None:
+        """`drop_headers`: lower-case names of answer headers the caller never passes on, dropped with the
+        hop-by-hop ones as the answer is parsed."""
         self._replicas: dict[str, ReplicaConnections] = {}
+        self._drop = HOP_BY_HOP | drop_headers
 
     def connections(self, url: str) -> ReplicaConnections:
         replica = self._replicas.get(url)
         if replica is None:
-            replica = ReplicaConnections(url, asyncio.get_running_loop(), self._forget)
+            replica = ReplicaConnections(url, asyncio.get_running_loop(), self._forget, self._drop)
             self._replicas[url] = replica
         return replica
 
