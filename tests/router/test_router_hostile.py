@@ -7,7 +7,7 @@ import socket
 import pytest
 
 import router.http.server
-from router_testkit import PRIMARY, service_config
+from router_testkit import PRIMARY, service_config, until
 
 pytestmark = pytest.mark.asyncio
 SCORE = "/api/v1/service/echo/score"
@@ -22,14 +22,6 @@ async def exchange(port: int, data: bytes, seconds: float = 10) -> bytes:
         return await asyncio.wait_for(reader.read(), seconds)
     finally:
         writer.close()
-
-
-async def until(condition, seconds: float = 10.0) -> bool:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture
