@@ -229,6 +229,7 @@ class HttpLimits(Model):
     max_header_bytes: int = Field(64 * 1024, ge=1024)  # request line and headers together; more is 431
     max_header_count: int = Field(100, ge=10)  # header lines; more is 431
     body_timeout_seconds: float = Field(30, gt=0)  # the whole body, from the end of the head; then 408
+    min_body_bytes_per_second: int = Field(64 * 1024, gt=0)  # each such many bytes add a second to it
     send_timeout_seconds: float = Field(30, gt=0)  # an answer the client reads none of for this long is cut off
     keep_alive_seconds: float = Field(75, gt=0)  # idle connections (or a head that never completes) close
     response_buffer_bytes: int = Field(1024 * 1024, ge=64 * 1024)  # answer bytes held for a slow client

@@ -23,8 +23,9 @@ class ClientConnection(Protocol):
     def body_drained(self) -> None:
         """The consumer caught up: read the client's socket again."""
 
-    def send_continue(self) -> None:
-        """Answer `Expect: 100-continue`: the handler wants the body."""
+    def send_continue(self, interim: bool) -> None:
+        """The handler wants the body of an `Expect: 100-continue` request: its time starts now, and
+        `100 Continue` is sent when `interim` (nothing of the body came yet)."""
 
     # ---- the answer --------------------------------------------------------------------------
     def write(self, data: bytes) -> None: ...

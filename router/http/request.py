@@ -67,6 +67,11 @@ class Request(ReadFlow):
         return self._index.get(name)
 
     @property
+    def expects_continue(self) -> bool:
+        """The client waits for `100 Continue` before it sends the body (not yet sent)."""
+        return self._expect_continue
+
+    @property
     def failed(self) -> bool:
         """The body broke off (bad framing, too slow, the client left): no answer can use it."""
         return self._error is not None
@@ -121,8 +126,7 @@ class Request(ReadFlow):
             # The client waits for this before sending the body: only invite it once the handler wants
             # the body, so a refused request (401, 413, 404) never makes the client send it.
             self._expect_continue = False
-            if not self._chunks:
-                self._conn.send_continue()
+            self._conn.send_continue(interim=not self._chunks)  # a client that sent anyway needs no invitation
         self._waiter = self._conn.loop.create_future()
         try:
             await self._waiter

@@ -21,8 +21,11 @@ The admin port stays on aiohttp: it is off the request path.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import ssl as ssl_module
+import struct
+import termios
 from collections import deque
 from http import HTTPStatus
 from typing import Awaitable, Callable
@@ -39,6 +42,7 @@ Handler = Callable[[Request, Response], Awaitable[None]]
 
 SWEEP_SECONDS = 1.0  # how often timeouts are checked (one timer per server, not per request)
 LINGER_SECONDS = 2.0  # after an answer to a request whose body was not read, how long to discard the rest
+MAX_PIPELINED = 32  # requests waiting behind the one being answered; more is 400 and the connection closes
 # Headers a request may carry once. A second Transfer-Encoding or Content-Length is an attack on the
 # framing (httptools and this module could read different bodies); a second Host or Authorization leaves
 # open who is asked, or who asks (RFC 9112 3.2, RFC 9110 5.3).
@@ -78,8 +82,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._lost = False
         self._discard = False  # after bad input, or while lingering: data is dropped unparsed
         self._linger: asyncio.TimerHandle | None = None
-        self._unsent_since: float | None = None  # answer bytes wait in our buffer since (the sweep's view)
-        self._unsent_size = 0
+        self._unsent_since: float | None = None  # answer bytes wait in our buffer, none sent since (the sweep's view)
+        self._sent = 0  # bytes the client had taken at the last sweep
+        self._in_head = False  # headers now are the head's; after it, a chunked body's trailers (ignored)
 
     # ---- asyncio.Protocol --------------------------------------------------------------------
 
@@ -129,6 +134,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url, self._headers, self._index, self._head_bytes = b"", [], {}, 0
+        self._in_head = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url  # may come in pieces when the head spans reads
@@ -137,6 +143,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             raise BadHead(431, "request line and headers too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a chunked body's trailer: never part of the head the handler and the replica see
         self._headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self._limits.max_header_bytes or len(self._headers) > self._limits.max_header_count:
@@ -151,6 +159,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        self._in_head = False
         if self.closing:
             self._parsing = None  # the connection ends after the current answer; ignore what follows
             return
@@ -161,7 +170,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         if b"host" not in index and version == "1.1":
             raise BadHead(400, "an HTTP/1.1 request needs a Host header")
         framing = index.get(b"transfer-encoding")
-        if framing is not None and (version == "1.0" or framing.strip().lower() != b"chunked"):
+        if framing is not None and (version == "1.0" or framing.strip(b" ").lower() != b"chunked"):
             # httptools frames `gzip` then `chunked` as chunked; the only coding a proxy may pass on
             # without decoding is one `chunked`, so anything else is refused rather than guessed at.
             raise BadHead(400, "Transfer-Encoding must be a single 'chunked' (HTTP/1.1 only)")
@@ -170,12 +179,19 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._parsing = request
         if self._active is None:
             self._start(request)
-        else:
+        elif len(self._pending) < MAX_PIPELINED:
             self._pending.append(request)
+        else:  # one read can hold thousands of small requests: more than this is abuse, not pipelining
+            self._parsing = None
+            raise BadHead(400, "too many pipelined requests")
 
     def on_body(self, body: bytes) -> None:
-        if self._parsing is not None:
-            self._parsing.feed(body)
+        request = self._parsing
+        if request is not None:
+            # A large body may take longer than the body timeout, as long as it keeps the minimum rate; a
+            # trickle earns next to nothing.
+            request.body_deadline += len(body) / self._limits.min_body_bytes_per_second
+            request.feed(body)
 
     def on_message_complete(self) -> None:
         if self._parsing is not None:
@@ -186,7 +202,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def _start(self, request: Request) -> None:
         self._active = request
-        if not request.complete:  # its body's time runs from when it is this connection's turn
+        if request.expects_continue:
+            request.body_deadline = float("inf")  # the client waits for `100 Continue`; its time starts then
+        elif not request.complete:  # its body's time runs from when it is this connection's turn
             request.body_deadline = self.loop.time() + self._limits.body_timeout_seconds
         self._task = self.loop.create_task(self._run(request, Response(self, request)))
 
@@ -223,11 +241,18 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         if response.close or self.closing or not request.keep_alive or not request.complete or request.failed:
             self._close(unread_body=not request.complete or request.failed)
             return
-        if self._pending:
+        if self._pending and not self._write_paused:
             self._start(self._pending.popleft())
-        else:
+        elif not self._pending:
             self.idle_since = self.loop.time()
+        # else: the client is not reading its answers; the next starts when it does (resume_writing)
         self._update_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._active is None and self._pending and not self._lost and not self.closing:
+            self._start(self._pending.popleft())
+            self._update_reading()
 
     def _bad_input(self, error: Exception) -> None:
         cause = error.__context__
@@ -287,11 +312,13 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
                     # The router held the client back: that time is not the client's to answer for.
                     self._parsing.body_deadline += self.loop.time() - self._paused_at
 
-    def send_continue(self) -> None:
-        if not self._lost:
+    def send_continue(self, interim: bool) -> None:
+        if self._lost:
+            return
+        if interim:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            if self._active is not None:  # the client only now starts sending its body
-                self._active.body_deadline = self.loop.time() + self._limits.body_timeout_seconds
+        if self._active is not None:  # the client only now starts sending its body
+            self._active.body_deadline = self.loop.time() + self._limits.body_timeout_seconds
 
     def response_aborted(self) -> None:
         """The handler cut its own answer off: nothing to cancel, just drop the connection."""
@@ -309,10 +336,12 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         limits = self._limits
         unsent = self.transport.get_write_buffer_size()
         if unsent:
-            # Progress is the buffer shrinking: the client read something since the last sweep.
-            if self._unsent_since is None or unsent < self._unsent_size:
+            # Progress is bytes the client took since the last sweep (the buffer alone can stay full while
+            # the relay refills it as fast as the client reads).
+            sent = self.written - unsent - self._kernel_unsent()
+            if self._unsent_since is None or sent > self._sent:
                 self._unsent_since = now
-            self._unsent_size = unsent
+            self._sent = sent
             if now - self._unsent_since > limits.send_timeout_seconds:
                 log.info("cut off a client that read none of %d answer bytes in %.0f s", unsent,
                          limits.send_timeout_seconds)
@@ -329,6 +358,17 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             request.fail(BodyTimeout(f"the body did not arrive within {limits.body_timeout_seconds:g} s"))
         elif self._active is None and self._linger is None and now - self.idle_since > limits.keep_alive_seconds:
             self.shutdown()
+
+    def _kernel_unsent(self) -> int:
+        """Bytes in the kernel's send queue the client has not acknowledged (TIOCOUTQ): with a send buffer
+        of megabytes, the client reads for seconds before our own buffer moves."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except (OSError, ValueError):
+            return 0
 
     # ---- shutdown ------------------------------------------------------------------------------
 

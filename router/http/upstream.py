@@ -227,6 +227,9 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         if self._exchange is exchange:
             self._exchange = None
         if reusable and not self.closed and self._keep_alive:
+            # The answer may have ended in the read that filled its buffer and paused the socket: an idle
+            # connection must read again, or the next answer on it is never seen.
+            self.resume()
             self._replica.put(self)
         else:
             self.close()

@@ -14,6 +14,7 @@ class WriteFlow:
     transport: asyncio.Transport
     _write_paused = False
     _drain: asyncio.Future | None = None
+    written = 0  # bytes handed to the transport so far (sent = written - its buffer: the send timeout's progress)
 
     @property
     def _write_closed(self) -> bool:
@@ -24,10 +25,12 @@ class WriteFlow:
 
     def write(self, data: bytes) -> None:
         if not self._write_closed:
+            self.written += len(data)
             self.transport.write(data)
 
-    def writelines(self, data) -> None:
+    def writelines(self, data: tuple[bytes, ...]) -> None:
         if not self._write_closed:
+            self.written += sum(map(len, data))
             self.transport.writelines(data)
 
     async def drain(self) -> None:

@@ -241,3 +241,71 @@ async def test_too_many_headers_are_431(models, router_client):
     assert answer.startswith(b"HTTP/1.1 200 ")  # 20 headers: at the limit
     answer = await exchange(client.port, (head + "".join(f"x-h{i}: v\r\n" for i in range(19)) + "\r\n").encode())
     assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+# ---- found in review: the limits must not hurt well-behaved clients ----------------------------------
+
+async def test_a_client_reading_a_large_answer_steadily_is_not_cut_off(models, router_client, quick_sweep):
+    (m,) = await models(1)
+    client, _ = await router_client({"services": {"echo": service_config([m.url])},
+                                     "router": {"limits": {"sendTimeoutSeconds": 0.5}}})
+    big = 4 * 1024 * 1024
+    sock = socket.create_connection(("127.0.0.1", client.port))
+    sock.sendall(f"GET {SCORE}?big={big} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    sock.setblocking(False)
+    received = b""
+    try:
+        for _ in range(400):  # at most 64 KiB per 50 ms, about 1.3 MB/s, so the buffer stays full between sweeps (bounded: ~20 s)
+            try:
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                chunk = None
+            if chunk == b"":
+                break
+            received += chunk or b""
+            await asyncio.sleep(0.05)
+    finally:
+        sock.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and len(body) > big  # all of it (chunk framing adds a little)
+
+
+async def test_a_kept_alive_replica_connection_reads_again_after_a_buffered_answer(models, router_client, monkeypatch):
+    """An answer that ends in the read that filled its buffer leaves the replica's socket paused; the idle
+    connection must read again, or the next answer on it is never seen (504)."""
+    import router.http.readflow
+    monkeypatch.setattr(router.http.readflow, "HIGH_WATER", 1)  # every answer fills its buffer
+    (m,) = await models(1)
+    client, _ = await router_client({"services": {"echo": service_config([m.url], scoringTimeoutMs=3000)}})
+    for i in range(3):
+        resp = await client.post(SCORE, data=b"n%d" % i)
+        assert resp.status == 200 and await resp.read() == b"n%d" % i
+
+
+async def test_expect_continue_waiting_in_the_queue_is_not_timed_out(models, router_client, quick_sweep):
+    """The client sends nothing until `100 Continue`, which comes only when a slot is free: the body's
+    time starts then, not at the head."""
+    (m,) = await models(1)
+    client, _ = await router_client({"services": {"echo": service_config(
+        [m.url], maxConcurrentPerReplica=1, maxQueueWaitMs=5000)}, "router": {"limits": {"bodyTimeoutSeconds": 0.5}}})
+    busy = asyncio.ensure_future(client.get(SCORE + "?sleep=1.5"))
+    assert await until(lambda: m.in_flight == 1)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(f"POST {SCORE} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n"
+                 f"Connection: close\r\n\r\n".encode())
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    writer.write(b"e" * 100000)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert (await busy).status == 200
+
+
+async def test_a_flood_of_pipelined_requests_is_refused_not_buffered(models, router_client):
+    (m,) = await models(1)
+    client, _ = await router_client({"services": {"echo": service_config([m.url])}})
+    flood = f"GET {SCORE}?sleep=0.2 HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 200
+    answer = await exchange(client.port, flood)
+    assert 1 <= answer.count(b"HTTP/1.1 200 ") < 200  # the connection closed instead of queueing 200
+    assert len(m.requests) < 200
