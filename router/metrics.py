@@ -37,8 +37,9 @@ class Metrics:
                                  ["service"], registry=r)
 
     def service(self, name: str) -> "ServiceMetrics":
-        metrics = self.services[name] = ServiceMetrics()
-        return metrics
+        """A service's counts, registered for scraping."""
+        self.services[name] = ServiceMetrics()
+        return self.services[name]
 
 
 class ServiceMetrics:

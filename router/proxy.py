@@ -119,10 +119,8 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
         small = length is not None and length <= CHUNK
         try:
             body = await request.read() if small else RequestBody(request, max_body)
-        except BadRequestBody:
-            raise ProxyError(400, "malformed request body") from None
-        except BodyTimeout:
-            raise ProxyError(408, "request body timed out") from None
+        except (BadRequestBody, BodyTimeout) as e:
+            raise _body_failed(e) from None
         body_length = len(body) if small else None
     streamed = isinstance(body, RequestBody)
     chunked = streamed and request.content_length is None
@@ -169,6 +167,13 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
         return await _relay(pool, replica, exchange, response, request_id, response_headers, attempt)
 
 
+def _body_failed(error: BadRequestBody | BodyTimeout) -> ProxyError:
+    """The client's body broke its framing (400) or did not arrive in time (408)."""
+    if isinstance(error, BodyTimeout):
+        return ProxyError(408, "request body timed out")
+    return ProxyError(400, "malformed request body")
+
+
 class NeverSent(Exception):
     """The request provably never reached the replica (its connection was reset before the write), so
     it may go again. Any other failure after the write is a 502: the replica may have acted on it, and a
@@ -200,11 +205,8 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
         pool.release(replica)
         if streamed and body.too_large:
             raise ProxyError(413, "request body too large") from e
-        # The upload broke off: the client's fault, not the replica's.
-        if isinstance(e, BodyTimeout):
-            raise ProxyError(408, "request body timed out") from e
-        if isinstance(e, BadRequestBody):
-            raise ProxyError(400, "malformed request body") from e
+        if isinstance(e, (BadRequestBody, BodyTimeout)):  # the upload broke off: the client's fault
+            raise _body_failed(e) from e
         if isinstance(e, ClientGone):
             raise
         if isinstance(e, (UpstreamError, OSError)):

@@ -64,6 +64,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._server = server
         self.loop = server.loop
         self._limits = server.limits
+        self._seconds_per_body_byte = 1 / server.limits.min_body_bytes_per_second
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.closing = False  # no further requests: answer the current one and close
@@ -190,7 +191,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         if request is not None:
             # A large body may take longer than the body timeout, as long as it keeps the minimum rate; a
             # trickle earns next to nothing.
-            request.body_deadline += len(body) / self._limits.min_body_bytes_per_second
+            request.body_deadline += len(body) * self._seconds_per_body_byte
             request.feed(body)
 
     def on_message_complete(self) -> None:
@@ -204,7 +205,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._active = request
         if request.expects_continue:
             request.body_deadline = float("inf")  # the client waits for `100 Continue`; its time starts then
-        elif not request.complete:  # its body's time runs from when it is this connection's turn
+        elif request.body_exists and not request.complete:  # its body's time runs from its turn
             request.body_deadline = self.loop.time() + self._limits.body_timeout_seconds
         self._task = self.loop.create_task(self._run(request, Response(self, request)))
 
@@ -238,21 +239,25 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         request, self._active, self._task = self._active, None, None
         if self._lost:
             return
-        if response.close or self.closing or not request.keep_alive or not request.complete or request.failed:
-            self._close(unread_body=not request.complete or request.failed)
+        unread = not request.complete or request.failed
+        if response.close or self.closing or not request.keep_alive or unread:
+            self._close(unread_body=unread)
             return
-        if self._pending and not self._write_paused:
-            self._start(self._pending.popleft())
-        elif not self._pending:
+        if not self._pending:
             self.idle_since = self.loop.time()
-        # else: the client is not reading its answers; the next starts when it does (resume_writing)
-        self._update_reading()
+        self._start_next()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._active is None and self._pending and not self._lost and not self.closing:
+        if self._active is None and not self._lost and not self.closing:
+            self._start_next()
+
+    def _start_next(self) -> None:
+        """Start the next pipelined request, unless the client is not reading its answers (then
+        `resume_writing` starts it once it does)."""
+        if self._pending and not self._write_paused:
             self._start(self._pending.popleft())
-            self._update_reading()
+        self._update_reading()
 
     def _bad_input(self, error: Exception) -> None:
         cause = error.__context__
