@@ -131,6 +131,9 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
         if replica is None:
             replica = pool.try_acquire() or await _wait_for_slot(pool, queue_wait, deadline, attempt)
             attempt.replica = replica
+            if request.failed:  # the body broke off while the request queued: no replica is to see it
+                pool.release(replica)
+                _raise_body_failure(request)
         sent_at = time.monotonic()
         connections = client.connections(replica.url)
         try:
@@ -165,6 +168,14 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
             on_retry()
             continue
         return await _relay(pool, replica, exchange, response, request_id, response_headers, attempt)
+
+
+def _raise_body_failure(request: Request) -> None:
+    """Raise the answer to a body that broke off: 400 or 408, or ClientGone when nobody is left to answer."""
+    try:
+        request.raise_if_failed()
+    except (BadRequestBody, BodyTimeout) as e:
+        raise _body_failed(e) from None
 
 
 def _body_failed(error: BadRequestBody | BodyTimeout) -> ProxyError:

@@ -93,9 +93,12 @@ class Request(ReadFlow):
     def _body_done(self) -> bool:
         return self.complete
 
-    def _raise_if_failed(self) -> None:
+    def raise_if_failed(self) -> None:
+        """Raise what ended the body (BadRequestBody, BodyTimeout or ClientGone), if anything did."""
         if self._error is not None:
             raise self._error
+
+    _raise_if_failed = raise_if_failed  # ReadFlow's hook
 
     def _backlogged(self) -> None:
         if not self._whole:  # `read` wants all of it: pausing the client would stall it

@@ -1,11 +1,13 @@
 """Shared fixtures: real aiohttp model replicas and a real router, all on 127.0.0.1."""
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import uvloop
 from aiohttp.test_utils import TestServer
 
 # `router` is a top-level package of the repository and router_testkit sits beside this file; make both
@@ -18,6 +20,14 @@ from router.server import open_scoring  # noqa: E402
 from router.settings import RouterConfig  # noqa: E402
 from router_testkit import PRIMARY, SECONDARY, Model, RouterClient  # noqa: E402
 from kube_standin import TOKEN, StandInApiServer  # noqa: E402
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """The hostile-client cases run on asyncio's loop and on uvloop, which the router's image runs: their
+    transports differ in when they pause, buffer and report a reset, which is what those cases turn on."""
+    if item.module.__name__.endswith("test_router_hostile"):
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest_asyncio.fixture

@@ -309,3 +309,36 @@ async def test_a_flood_of_pipelined_requests_is_refused_not_buffered(models, rou
     answer = await exchange(client.port, flood)
     assert 1 <= answer.count(b"HTTP/1.1 200 ") < 200  # the connection closed instead of queueing 200
     assert len(m.requests) < 200
+
+
+async def test_a_body_that_stalls_while_queued_never_reaches_a_replica(models, router_client, quick_sweep):
+    (m,) = await models(1)
+    client, router = await router_client({"services": {"echo": service_config(
+        [m.url], maxConcurrentPerReplica=1, maxQueueWaitMs=5000)}, "router": {"limits": {"bodyTimeoutSeconds": 0.5}}})
+    busy = asyncio.ensure_future(client.get(SCORE + "?sleep=1.5"))
+    assert await until(lambda: m.in_flight == 1)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    # A streamed body (over one chunk), a little of it sent, then nothing: too little for the router to
+    # hold the client back, so its clock runs and it times out in the queue.
+    writer.write(f"POST {SCORE} HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n".encode() + b"q" * 1000)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert (await busy).status == 200
+    assert len(m.requests) == 1  # only the busy one: the queued request was not sent on when its slot came
+    assert router.services["echo"].pool.in_flight == 0
+
+
+async def test_chunked_trailers_are_dropped_and_never_join_a_head(models, router_client, key_files):
+    (m,) = await models(1)
+    client, _ = await router_client({"services": {"echo": service_config([m.url], key_files)}})
+    auth = f"Authorization: Bearer {PRIMARY}\r\n".encode()
+    # The trailers repeat headers that may appear once: were they read as the head's, this would be a 400.
+    first = (b"POST " + SCORE.encode() + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n"
+             b"5\r\nhello\r\n0\r\nAuthorization: Bearer forged\r\nHost: y\r\n\r\n")
+    second = b"POST " + SCORE.encode() + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 3\r\nConnection: close\r\n\r\nbye"
+    answer = await exchange(client.port, first + second)
+    assert answer.count(b"HTTP/1.1 200 ") == 2, answer
+    assert b"\r\n\r\nhello" in answer and answer.endswith(b"bye")
+    assert [r["headers"].get("content-length") for r in m.requests] == [None, "3"]
