@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.config_base import ConfigModel as _Model
+from components.config_base import check_named as _named
+from components.model_refs import ModelRef, duplicate_ids
 from policies.rules import capacity, naming
 from policies.rules.vm_sizes import VmSize, lookup_vm_size
 from router.settings import HttpLimits
@@ -38,18 +41,6 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("invalid stack config:\n  " + "\n  ".join(problems))
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-
-
-def _named(key: str, check, value: Optional[str]) -> None:
-    """Run a `policies.rules.naming` check; its rule sentence becomes `key: rule`."""
-    if value is not None and (problem := check(value)):
-        raise ValueError(f"{key}: {problem}")
 
 
 # ---------------------------------------------------------------- workspace
@@ -433,7 +424,7 @@ class DeploymentSpec(_Model):
     environment: str
     entry_script: str
     source_directory: Optional[str] = None
-    models: list[str] = Field([], max_length=MAX_MODELS_PER_SERVICE)
+    models: list[ModelRef] = Field([], max_length=MAX_MODELS_PER_SERVICE)
     cpu_cores: float = Field(0.1, gt=0)
     cpu_cores_limit: Optional[float] = Field(None, gt=0)
     memory_gb: float = Field(0.5, gt=0)
@@ -463,6 +454,9 @@ class DeploymentSpec(_Model):
         if self.autoscale.enabled is False and self.num_replicas is None:
             raise ValueError("numReplicas: autoscale.enabled: false needs numReplicas")
         _named("namespace", naming.check_namespace, self.namespace)
+        if repeated := duplicate_ids(self.models):
+            raise ValueError(f"models: {', '.join(repeated)} listed twice (name:version must be unique in a "
+                             f"deployment, as v1's Model.get_model_path finds one)")
         return self
 
     @property

@@ -16,6 +16,7 @@ from typing import Optional
 import pulumi
 
 from components.config import AuthSettings, DeploymentSpec
+from components.model_refs import MODELS_FOLDER, ModelRef, model_dir
 from components.image import APP_ROOT, APP_UID, PORT
 from components.keys import ServiceKeys
 from components.kube_object import kube_object
@@ -25,7 +26,7 @@ from components.workload import (container_security, labels, pod_security, resou
 from policies.rules import capacity
 
 HEALTH_PORT = 5000  # the inference server's separate health listener: a probe never queues behind /score
-MODELS_DIR = f"{APP_ROOT}/azureml-models"
+MODELS_DIR = f"{APP_ROOT}/{MODELS_FOLDER}"
 CODE_DIR = f"{APP_ROOT}/code"
 PRE_STOP_SECONDS = 5  # endpoints are removed from the router while the pod still serves
 AGENT_POOL_LABEL = "kubernetes.azure.com/agentpool"  # set by AKS on every node, created or attached
@@ -68,7 +69,8 @@ class ModelService(pulumi.ComponentResource):
         super().__init__("aks-serving:index:ModelService", name, None, opts)
         self.service_name = name
         code = store.upload("code", [("", _source_dir(spec))])
-        models = store.upload("models", [(Path(m).name, Path(m)) for m in spec.models]) if spec.models else None
+        models = store.upload("models", [(upload_name(m, store.root), Path(m.path)) for m in spec.models]) \
+            if spec.models else None
         fetch = _fetch_container(images.fetcher, blob_endpoint, container_name, code.prefix,
                                  models.prefix if models else None)
         pod_labels = {**labels(name, "model"), "azure.workload.identity/use": "true"}
@@ -83,7 +85,7 @@ class ModelService(pulumi.ComponentResource):
                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
                     "template": {
                         "metadata": {"labels": pod_labels},
-                        "spec": _pod_spec(name, spec, images.model, fetch, placement, store.root),
+                        "spec": _pod_spec(name, spec, images.model, fetch, placement),
                     },
                 }},
             # A pod must not start before its files are in storage: each upload's manifest comes after its files.
@@ -119,13 +121,17 @@ def entry_script_in_app(spec: DeploymentSpec) -> str:
     return str(PurePosixPath(CODE_DIR) / relative.as_posix())
 
 
-def model_dir_in_app(spec: DeploymentSpec, root: Path) -> Optional[str]:
-    """AZUREML_MODEL_DIR: one model folder as it is, a single file's folder, or all models side by side (v1)."""
-    if not spec.models:
-        return None
-    if len(spec.models) == 1 and (root / spec.models[0]).is_dir():
-        return f"{MODELS_DIR}/{Path(spec.models[0]).name}"
-    return MODELS_DIR
+def model_dir_in_app(spec: DeploymentSpec) -> Optional[str]:
+    """AZUREML_MODEL_DIR: v1's `azureml-models/<name>/<version>` for one model, `azureml-models` for several."""
+    relative = model_dir(spec.models)
+    return None if relative is None else str(PurePosixPath(APP_ROOT) / relative)
+
+
+def upload_name(model: ModelRef, root: Path) -> str:
+    """Where a model's files go inside the models prefix (fetched to azureml-models/): a registered folder
+    is kept as a folder inside its version folder, a file sits in it directly."""
+    placed = model.placed() if (root / model.path).is_dir() else model.folder()
+    return str(placed.relative_to(MODELS_FOLDER))
 
 
 def _fetch_container(image, blob_endpoint, container_name, code_prefix: str, models_prefix: Optional[str]) -> dict:
@@ -140,12 +146,14 @@ def _fetch_container(image, blob_endpoint, container_name, code_prefix: str, mod
     }
 
 
-def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Placement, root: Path) -> dict:
+def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Placement) -> dict:
     timeout_seconds = math.ceil(spec.scoring_timeout_ms / 1000)
     probe = spec.liveness_probe
     env = {
         "AZUREML_ENTRY_SCRIPT": entry_script_in_app(spec),
-        "AML_APP_ROOT": CODE_DIR,
+        # v1's app root: azureml-core's Model.get_model_path looks in $AML_APP_ROOT/azureml-models.
+        "AML_APP_ROOT": APP_ROOT,
+        "AZUREML_SOURCE_DIRECTORY": CODE_DIR,  # on sys.path, as v1 put the deployment's source directory
         "SCORING_TIMEOUT_MS": str(spec.scoring_timeout_ms),
         # gunicorn kills a worker silent this long; it must outlast the scoring timeout or a slow request
         # would take its worker down instead of getting the server's own timeout answer.
@@ -155,11 +163,12 @@ def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Pl
         "HEALTH_PORT": str(HEALTH_PORT),
         "SERVER_VERSION_LOG_RESPONSE_ENABLED": "true",
     }
-    if (model_dir := model_dir_in_app(spec, root)) is not None:
-        env["AZUREML_MODEL_DIR"] = model_dir
+    if (models := model_dir_in_app(spec)) is not None:
+        env["AZUREML_MODEL_DIR"] = models
     health = {"httpGet": {"path": "/", "port": "health"}}
     container = {
         "name": "model", "image": image,
+        "workingDir": CODE_DIR,  # relative paths in the script mean what they meant in its source folder
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
                   {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
         "env": [{"name": k, "value": v} for k, v in env.items()],

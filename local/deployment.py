@@ -20,10 +20,12 @@ from typing import Callable
 from prometheus_client.parser import text_string_to_metric_families
 
 from components.config import AuthSettings, ConfigError, DeploymentSpec, StackConfig, config_warnings, load_stack_file
-from components.environment import pip_requirements, python_mismatch
+from components.conda import CondaFileError, read_conda_file
 from components.router_config import render_router_config
 from local import preflight
+from local.app_layout import AppLayout
 from local.environments import EnvironmentBuildError, ensure_environment, environment_python
+from local.interpreters import NoSuchPython, find_python
 from local.secrets import ensure_keys, ensure_signing_key, private_dir, write_private
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,12 +98,19 @@ class LocalDeployment:
         return document
 
     def _environments(self, build: bool) -> None:
-        used = {spec.environment for _, _, spec in self.cfg.deployments()}
+        used = sorted({spec.environment for _, _, spec in self.cfg.deployments()})
         problems = []
-        for name in sorted(used):
+        for name in used:  # every conda file read and its Python found before any environment is built
             env = self.cfg.environments[name]
-            if warning := python_mismatch(pip_requirements(self.root / env.conda_file)):
-                self.say(f"warning: environments.{name}: {warning}")
+            try:
+                find_python(read_conda_file(self.root / env.conda_file).python,
+                            f"environments.{name} ({env.conda_file})")
+            except (CondaFileError, NoSuchPython) as err:
+                problems.append(str(err))
+        if problems:
+            raise DeploymentError(problems)
+        for name in used:
+            env = self.cfg.environments[name]
             try:
                 self.pythons[name] = (ensure_environment(name, env, self.root, self.envs, self.say)
                                       if build else environment_python(env, self.root, self.envs))
@@ -113,24 +122,12 @@ class LocalDeployment:
     def _check_init(self) -> None:
         problems = [p for _, path, spec in self.cfg.deployments()
                     if (p := preflight.init_failure(path, spec, self.pythons[spec.environment],
-                                                    self._model_dir(path, spec), self.root))]
+                                                    self._layout(path, spec)))]
         if problems:
             raise DeploymentError(problems)
 
-    def _model_dir(self, path: str, spec: DeploymentSpec) -> Path | None:
-        """AZUREML_MODEL_DIR: a single model folder as it is; several models side by side (as v1 did)."""
-        if not spec.models:
-            return None
-        paths = [self.root / m for m in spec.models]
-        if len(paths) == 1:
-            return paths[0] if paths[0].is_dir() else paths[0].parent
-        staging = self.state / "models" / path
-        staging.mkdir(parents=True, exist_ok=True)
-        for model in paths:
-            link = staging / model.name
-            if not link.exists():
-                link.symlink_to(model.resolve())
-        return staging
+    def _layout(self, path: str, spec: DeploymentSpec) -> AppLayout:
+        return AppLayout.build(self.state, path, spec, self.root)
 
     def _backend(self):
         deployments = self.cfg.deployments()
@@ -138,9 +135,7 @@ class LocalDeployment:
         order = list(paths)
 
         def backend(service: str, spec: DeploymentSpec) -> dict:
-            model_dir = self._model_dir(paths[service], spec)
-            return {"kind": "local", "entryScript": str((self.root / spec.entry_script).resolve()),
-                    "modelDir": str(model_dir.resolve()) if model_dir else None,
+            return {"kind": "local", **self._layout(paths[service], spec).backend(),
                     "python": str(self.pythons[spec.environment]),
                     "basePort": FIRST_REPLICA_PORT + 100 * order.index(service)}
         return backend

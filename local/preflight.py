@@ -7,12 +7,20 @@ import subprocess
 from pathlib import Path
 
 from components.config import DeploymentSpec, StackConfig
+from local.app_layout import AppLayout
 
-# Runs in the environment's interpreter: import the entry script from its path and call init(), as the
-# inference server will. The traceback's last line is what the user needs to see.
+# Runs in the environment's interpreter and loads the entry script as the inference server does: the
+# server's package first (it maps `azureml.contrib.services.aml_request` / `aml_response` onto its own
+# modules, which is how `rawhttp` scripts import), the app root and source folder on sys.path, the script
+# from its path; then init(). The traceback's last line is what the user needs to see.
 _INIT_CHECK = """
-import importlib.util, sys, traceback
-spec = importlib.util.spec_from_file_location("entry_script", sys.argv[1])
+import importlib.util, os, sys, traceback
+try:
+    import azureml_inference_server_http.server
+except ImportError:
+    pass
+sys.path += [os.environ["AML_APP_ROOT"], os.environ["AZUREML_SOURCE_DIRECTORY"]]
+spec = importlib.util.spec_from_file_location("entry_module", os.environ["AZUREML_ENTRY_SCRIPT"])
 module = importlib.util.module_from_spec(spec)
 try:
     spec.loader.exec_module(module)
@@ -36,8 +44,8 @@ def missing_files(cfg: StackConfig, root: Path) -> list[str]:
         if spec.source_directory and not (root / spec.source_directory).is_dir():
             problems.append(f"{path}.sourceDirectory: no folder {spec.source_directory}")
         for i, model in enumerate(spec.models):
-            if not (root / model).exists():
-                problems.append(f"{path}.models[{i}]: no file or folder {model}")
+            if not (root / model.path).exists():
+                problems.append(f"{path}.models[{i}]: no file or folder {model.path}")
     return problems
 
 
@@ -53,13 +61,12 @@ def ports_in_use(host: str, ports: list[int]) -> list[int]:
     return busy
 
 
-def init_failure(path: str, spec: DeploymentSpec, python: Path, model_dir: Path | None, root: Path,
+def init_failure(path: str, spec: DeploymentSpec, python: Path, layout: AppLayout,
                  timeout: float = 300) -> str | None:
     """Run the entry script's init() once in its environment; the problem, or None when it works."""
-    env = {"PATH": "/usr/bin:/bin", "AZUREML_MODEL_DIR": str(model_dir or root)}
+    env = {"PATH": "/usr/bin:/bin", **layout.env()}
     try:
-        result = subprocess.run([str(python), "-c", _INIT_CHECK, str(root / spec.entry_script)], env=env,
-                                cwd=root / (spec.source_directory or Path(spec.entry_script).parent),
+        result = subprocess.run([str(python), "-c", _INIT_CHECK], env=env, cwd=layout.source_directory,
                                 capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"{path}: init() in {spec.entry_script} did not return within {timeout:g} s"

@@ -85,6 +85,10 @@ class LocalBackend(Model):
     kind: Literal["local"]
     entry_script: Path
     model_dir: Path | None = None
+    # v1's app root (azureml-models/ lives there) and the source folder put on sys.path; default: the
+    # entry script's folder for both.
+    app_root: Path | None = None
+    source_directory: Path | None = None
     python: str | None = None  # interpreter that has azureml-inference-server-http; default: ours
     base_port: int = Field(5001, gt=0, lt=65536)  # replica i listens on basePort + i
     replicas: int = Field(1, ge=0)  # initial (or, without autoscale, fixed) replica count

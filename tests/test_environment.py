@@ -1,8 +1,6 @@
-"""The environment hash (image tag and local virtualenv name) and the conda file's pip requirements."""
-import pytest
-
+"""The environment hash: the image tag and the local virtualenv's name."""
 from components.config import Environment
-from components.environment import environment_hash, pip_requirements, python_mismatch
+from components.environment import environment_hash
 
 CONDA = "name: {name}\ndependencies:\n  - python=3.11\n  - pip\n  - numpy=1.26\n  - pip:\n{pip}"
 
@@ -28,16 +26,3 @@ def test_base_image_and_docker_steps_count(tmp_path):
     base = environment_hash(env(tmp_path), tmp_path)
     assert environment_hash(env(tmp_path, base_image="python:3.11-slim"), tmp_path) != base
     assert environment_hash(env(tmp_path, docker_steps=["RUN apt-get install -y libgomp1"]), tmp_path) != base
-
-
-def test_conda_packages_become_pip_requirements_in_order(tmp_path):
-    requirements = pip_requirements(tmp_path / env(tmp_path).conda_file)
-    assert requirements.requirements == ["numpy==1.26.*", "scikit-learn==1.9.1", "joblib==1.6.0"]
-    assert requirements.python == "3.11" and python_mismatch(requirements) is None
-
-
-def test_an_unreadable_dependency_is_named(tmp_path):
-    conda = tmp_path / "conda.yml"
-    conda.write_text("dependencies:\n  - 'numpy === 1'\n")
-    with pytest.raises(ValueError, match="cannot read the dependency 'numpy === 1'"):
-        pip_requirements(conda)

@@ -136,12 +136,16 @@ def test_a_model_pod_fetches_its_files_by_content_hash_and_serves_with_the_confi
     args = fetch["args"]
     copies = [args[i + 1] for i, a in enumerate(args) if a == "--copy"]
     assert copies == [f"code/{folder_hash(ROOT / 'models/diabetes')}=/var/azureml-app/code",
-                      f"models/{_models_hash('models/diabetes/model')}=/var/azureml-app/azureml-models"]
+                      f"models/{_models_hash(('diabetes/1/model.joblib', 'models/diabetes/model/model.joblib'))}"
+                      f"=/var/azureml-app/azureml-models"]
     assert args[args.index("--account-url") + 1] == "https://mlwdevmdlq7x2k9.blob.core.windows.net/"
     (model,) = spec["containers"]
     env = env_of(model)
     assert env["AZUREML_ENTRY_SCRIPT"] == "/var/azureml-app/code/score.py"
-    assert env["AZUREML_MODEL_DIR"] == "/var/azureml-app/azureml-models/model"
+    # v1's layout: azureml-core's Model.get_model_path looks in $AML_APP_ROOT/azureml-models/<name>/<version>.
+    assert env["AML_APP_ROOT"] == "/var/azureml-app" and env["AZUREML_SOURCE_DIRECTORY"] == "/var/azureml-app/code"
+    assert env["AZUREML_MODEL_DIR"] == "/var/azureml-app/azureml-models/diabetes/1"
+    assert model["workingDir"] == "/var/azureml-app/code"
     assert env["SCORING_TIMEOUT_MS"] == "60000" and int(env["WORKER_TIMEOUT"]) > 60
     # Probes hit the server's separate health listener, never the scoring port.
     assert model["livenessProbe"]["httpGet"]["port"] == "health" == model["readinessProbe"]["httpGet"]["port"]
@@ -154,9 +158,40 @@ def test_a_model_pod_fetches_its_files_by_content_hash_and_serves_with_the_confi
     assert "AccountKey" not in text and "sig=" not in text and "secretKeyRef" not in text
 
 
-def _models_hash(*paths):
-    from fetcher.content import content_hash, folder_files
-    return content_hash((f"{(ROOT / p).name}/{rel}", f.read_bytes()) for p in paths for rel, f in folder_files(ROOT / p))
+def _models_hash(*placed):
+    """The content hash of model files, given as (where the file sits under azureml-models, its source)."""
+    from fetcher.content import content_hash
+    return content_hash((name, (ROOT / source).read_bytes()) for name, source in placed)
+
+
+def test_several_models_and_a_registered_folder_keep_v1s_layout():
+    """`-m sent:3` (a folder, kept as a folder), `-m diabetes:1` (a file) and a bare path (name = its last
+    part, version 1): each under azureml-models/<name>/<version>/, and AZUREML_MODEL_DIR the folder of all."""
+    run = run_program(prod_with_models(multi={
+        "environment": "numpy", "entryScript": "models/sentiment/score.py",
+        "models": [{"path": "models/sentiment/model-v1", "name": "sent", "version": 3},
+                   {"path": "models/diabetes/model/model.joblib", "name": "diabetes"},
+                   "models/sentiment/model-v2/weights.json"]}), stack="prod")
+    spec = deployment(run, "multi")["spec"]["template"]["spec"]
+    assert env_of(spec["containers"][0])["AZUREML_MODEL_DIR"] == "/var/azureml-app/azureml-models"
+    args = spec["initContainers"][0]["args"]
+    prefix = next(c for c in (args[i + 1] for i, a in enumerate(args) if a == "--copy") if c.startswith("models/"))
+    prefix = prefix.split("=")[0]
+    files = sorted(r.inputs["blobName"].removeprefix(prefix + "/") for r in run.of_type("azure-native:storage:Blob")
+                   if r.inputs["blobName"].startswith(prefix + "/"))
+    assert files == ["diabetes/1/model.joblib", "sent/3/model-v1/weights.json", "weights.json/1/weights.json"]
+
+
+def test_a_model_name_and_version_listed_twice_or_a_bad_name_is_refused():
+    twice = prod_with_models(multi={"environment": "numpy", "entryScript": "models/sentiment/score.py",
+                                    "models": [{"path": "models/sentiment/model-v1", "name": "s"},
+                                               {"path": "models/sentiment/model-v2", "name": "s"}]})
+    with pytest.raises(pulumi.RunError, match=r"services\.multi\.models: s:1 listed twice"):
+        run_program(twice, stack="prod")
+    bad = prod_with_models(multi={"environment": "numpy", "entryScript": "models/sentiment/score.py",
+                                  "models": [{"path": "models/sentiment/model-v1", "name": "-s"}]})
+    with pytest.raises(pulumi.RunError, match=r"services\.multi\.models\[0\]\.name: '-s' is not a v1 model name"):
+        run_program(bad, stack="prod")
 
 
 def test_model_pods_meet_restricted_pod_security_with_a_read_only_root(dev):

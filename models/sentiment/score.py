@@ -16,7 +16,8 @@ def init():
     global model
     with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weights.json")) as f:
         model = json.load(f)
-    model["version"] = os.path.basename(os.path.normpath(os.environ["AZUREML_MODEL_DIR"])).removeprefix("model-")
+    # v1's layout: AZUREML_MODEL_DIR is azureml-models/<name>/<version> for a service with one model.
+    model["version"] = "v" + os.path.basename(os.path.normpath(os.environ["AZUREML_MODEL_DIR"]))
 
 
 def features(text):

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import aiohttp
 
@@ -86,7 +87,8 @@ class LocalReplicas:
         async with self._lock:  # bookkeeping only: nothing slow happens under it
             if replicas > len(self.replicas):
                 for port in self._free_ports(replicas - len(self.replicas)):
-                    process = await asyncio.create_subprocess_exec(*self._command(port), env=self._env())
+                    process = await asyncio.create_subprocess_exec(*self._command(port), env=self._env(),
+                                                                   cwd=self._source_directory())
                     replica = self.replicas[port] = LocalReplica(port, process)
                     self._background(self._admit_when_ready(replica))
             while len(self.replicas) > replicas:
@@ -139,11 +141,18 @@ class LocalReplicas:
     def _env(self) -> dict[str, str]:
         script = self.config.entry_script.resolve()
         env = {**os.environ, **self.config.env,
-               "AZUREML_ENTRY_SCRIPT": str(script), "AML_APP_ROOT": str(script.parent),
+               "AZUREML_ENTRY_SCRIPT": str(script), "AML_APP_ROOT": str(self._app_root()),
+               "AZUREML_SOURCE_DIRECTORY": str(self._source_directory()),
                "SCORING_TIMEOUT_MS": str(self.replica_timeout_ms), "WORKER_COUNT": str(self.workers)}
         if self.config.model_dir is not None:
             env["AZUREML_MODEL_DIR"] = str(self.config.model_dir.resolve())
         return env
+
+    def _app_root(self) -> Path:
+        return (self.config.app_root or self.config.entry_script.parent).resolve()
+
+    def _source_directory(self) -> Path:
+        return (self.config.source_directory or self.config.entry_script.parent).resolve()
 
     async def _wait_ready(self, replica: LocalReplica) -> None:
         while True:

@@ -1,0 +1,20 @@
+"""What every stack config section is built on: camelCase keys as users write them, unknown keys refused,
+values frozen once read, and rule errors that name the key."""
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+def check_named(key: str, check, value: Optional[str]) -> None:
+    """Run a `policies.rules.naming` check; its rule sentence becomes `key: rule`."""
+    if value is not None and (problem := check(value)):
+        raise ValueError(f"{key}: {problem}")
