@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 # Conda packages that only manage the environment itself; venv and pip do that job locally.
 _TOOLING = {"python", "pip", "setuptools", "wheel", "conda"}
@@ -75,6 +77,20 @@ class CondaFile:
         lines += [r for p in self.packages if (r := p.pip_requirement())]
         lines += [f"# from {self.path.name}: the pip section, as written", *self.pip]
         return "\n".join(lines) + "\n"
+
+    def pins(self) -> list[str]:
+        """`name==version` for each exact or prefix pin (conda's `=1.2` gives `1.2`), both sections; none
+        when the file pins numpy itself (its numpy is the user's choice: envbuild/numpy_abi.py)."""
+        found = [(p.pypi_name, p.version) for p in self.packages if p.pypi_name and p.op in ("=", "==")]
+        for line in self.pip:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue  # an option line (--find-links ...), a URL or a path
+            found += [(requirement.name, s.version) for s in requirement.specifier if s.operator == "=="][:1]
+        if any(canonicalize_name(name) == "numpy" for name, _ in found):
+            return []
+        return [f"{name}=={version.removesuffix('.*')}" for name, version in found]
 
     def skipped(self) -> list[str]:
         """Conda packages left out locally: conda-only libraries that PyPI wheels carry inside themselves."""

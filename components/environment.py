@@ -12,11 +12,16 @@ from pathlib import Path
 
 from components.config import Environment
 
+# Bumped when the way an environment is built changes (components.image, local.environments), so no image
+# or virtualenv built the old way is taken for the new one.
+RECIPE = 2
+
 
 def environment_hash(env: Environment, root: Path) -> str:
-    """sha256 over the base image, the Docker steps and the conda file's contents."""
+    """sha256 over the base image, the Docker steps, the conda file's contents and the build recipe."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"baseImage": env.base_image, "dockerSteps": env.docker_steps}).encode())
+    digest.update(json.dumps({"baseImage": env.base_image, "dockerSteps": env.docker_steps,
+                              "recipe": RECIPE}).encode())
     digest.update(b"\0")
     digest.update((root / env.conda_file).read_bytes())
     return digest.hexdigest()

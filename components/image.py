@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -38,8 +39,10 @@ import pulumi_docker as docker
 import requests
 from pulumi_azure_native import authorization
 
+from components.conda import CondaFile, read_conda_file
 from components.config import Environment, StackConfig
 from components.environment import environment_hash
+from envbuild import SERVER_MINIMUM
 
 PLATFORM = "linux/amd64"
 PORT = 5001
@@ -47,8 +50,9 @@ APP_ROOT = "/var/azureml-app"
 CONDA_ENV = "/opt/azureml/env"
 APP_UID = 10001  # >= 10000: never a UID the node itself uses (checkov CKV_K8S_40)
 NULL_USER = "00000000-0000-0000-0000-000000000000"  # ACR's user for Entra-exchanged refresh tokens
-INFERENCE_REQUIREMENTS = Path("router/requirements-inference.txt")
-_SERVER_PIN = re.compile(r"^azureml-inference-server-http==(\S+)\s*$", re.MULTILINE)
+BUILD_DIR = "/tmp/aks-serving-build"
+ENVBUILD = Path(__file__).resolve().parents[1] / "envbuild"
+ENVBUILD_SCRIPTS = ("numpy_abi.py", "add_server.py")
 _NOT_FOUND = re.compile(r"404|not found|manifest_unknown|name_unknown", re.IGNORECASE)
 
 
@@ -56,30 +60,30 @@ def repository_for(env_hash: str) -> str:
     return f"azureml/azureml_{env_hash}"
 
 
-def inference_server_version(root: Path) -> str:
-    """The azureml-inference-server-http version the local deployment pins; the image uses the same."""
-    match = _SERVER_PIN.search((root / INFERENCE_REQUIREMENTS).read_text())
-    if match is None:
-        raise ValueError(f"{INFERENCE_REQUIREMENTS}: no azureml-inference-server-http==<version> pin")
-    return match.group(1)
+def render_dockerfile(env: Environment, conda: CondaFile) -> str:
+    """The Dockerfile of an environment image; the build context holds the conda file as `conda.yml` and
+    the `envbuild/` scripts (`build_context_files`).
 
-
-def render_dockerfile(env: Environment, server_version: str) -> str:
-    """The Dockerfile of an environment image (the conda file is copied in as `conda.yml`).
-
+    As v1 built it: `conda env create` on the user's file as it is (channels, the python pin, conda's own
+    solve, the pip section as conda hands it to pip). Then the same two steps as `make run`'s environments
+    (`local.environments`): pip kept on the numpy ABI of pinned compiled packages, and the inference server
+    kept if the environment brought one recent enough, else fitted around the installed packages.
     The base image must carry conda (as Azure ML's base images do). The Docker steps run as root after
-    the conda environment exists; the server then runs as a numeric non-root user, so `runAsNonRoot`
-    can be checked by the kubelet. The entry script and models are not in the image: ModelService puts
-    them under the app root at pod start and sets AZUREML_ENTRY_SCRIPT / AZUREML_MODEL_DIR.
+    the environment exists; the server then runs as a numeric non-root user, so `runAsNonRoot` can be
+    checked by the kubelet. The entry script and models are not in the image: ModelService puts them under
+    the app root at pod start and sets AZUREML_ENTRY_SCRIPT / AZUREML_MODEL_DIR.
     """
+    pins = " ".join(shlex.quote(p) for p in conda.pins())
     lines = [
         f"FROM --platform={PLATFORM} {env.base_image}",
         "USER root",
-        "COPY conda.yml /tmp/conda.yml",
-        f"RUN conda env create --prefix {CONDA_ENV} --file /tmp/conda.yml && conda clean --all --yes "
-        "&& rm /tmp/conda.yml",
+        f"COPY . {BUILD_DIR}",
+        f"RUN python {BUILD_DIR}/numpy_abi.py {pins} > {BUILD_DIR}/constraints.txt" if pins
+        else f"RUN touch {BUILD_DIR}/constraints.txt",
+        f"RUN PIP_CONSTRAINT={BUILD_DIR}/constraints.txt conda env create --prefix {CONDA_ENV} "
+        f"--file {BUILD_DIR}/conda.yml && conda clean --all --yes",
         f"ENV PATH={CONDA_ENV}/bin:$PATH AZUREML_CONDA_ENVIRONMENT_PATH={CONDA_ENV} AML_APP_ROOT={APP_ROOT}",
-        f"RUN python -m pip install --no-cache-dir azureml-inference-server-http=={server_version}",
+        f"RUN python {BUILD_DIR}/add_server.py {SERVER_MINIMUM} --no-cache-dir && rm -rf {BUILD_DIR}",
         *env.docker_steps,
         f"RUN (getent group {APP_UID} || groupadd --gid {APP_UID} azureml) "
         f"&& (getent passwd {APP_UID} || useradd --uid {APP_UID} --gid {APP_UID} --no-create-home azureml) "
@@ -90,6 +94,16 @@ def render_dockerfile(env: Environment, server_version: str) -> str:
         "CMD " + json.dumps(["azmlinfsrv", "--port", str(PORT)]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def build_context_files(env: Environment, root: Path) -> dict[str, bytes]:
+    """Every file of an environment image's build context, by name."""
+    conda_path = root / env.conda_file
+    files = {"Dockerfile": render_dockerfile(env, read_conda_file(conda_path)).encode(),
+             "conda.yml": conda_path.read_bytes()}
+    for script in ENVBUILD_SCRIPTS:
+        files[script] = (ENVBUILD / script).read_bytes()
+    return files
 
 
 # ---------------------------------------------------------------- registry access
@@ -146,8 +160,7 @@ class EnvironmentImage(pulumi.ComponentResource):
         self.env_hash = environment_hash(env, root)
         self.repository = repository_for(self.env_hash)
         self.tag = self.env_hash
-        dockerfile = render_dockerfile(env, inference_server_version(root))
-        conda = (root / env.conda_file).read_bytes()
+        context = build_context_files(env, root)
         context_dir = root / ".serving" / "images" / self.env_hash
 
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -173,7 +186,7 @@ class EnvironmentImage(pulumi.ComponentResource):
             # Neither registry has it: build and push. Registered here because whether to build is only
             # known once the lookup has run; docker.Image never deletes a pushed tag when it leaves the stack.
             workspace = args[0]
-            _write_context(context_dir, dockerfile, conda)
+            _write_context(context_dir, context)
             image = docker.Image(
                 f"{name}-build", image_name=f"{workspace.server}/{self.repository}:{self.tag}",
                 build=docker.DockerBuildArgs(context=str(context_dir), dockerfile=str(context_dir / "Dockerfile"),
@@ -202,10 +215,11 @@ def _lookup(name: str, opts: pulumi.InvokeOptions) -> Optional[str]:
         raise
 
 
-def _write_context(context_dir: Path, dockerfile: str, conda: bytes) -> None:
+def _write_context(context_dir: Path, files: dict[str, bytes]) -> None:
     context_dir.mkdir(parents=True, exist_ok=True)
-    (context_dir / "Dockerfile").write_text(dockerfile)
-    (context_dir / "conda.yml").write_bytes(conda)
+    for name, data in files.items():
+        (context_dir / name).write_bytes(data)
+        (context_dir / name).chmod(0o644)  # the same layers whatever the umask
 
 
 # ---------------------------------------------------------------- one image per environment content

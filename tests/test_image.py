@@ -18,7 +18,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components import image as image_module
 from components.config import Environment, parse_stack_config
 from components.environment import environment_hash
-from components.image import EnvironmentImage, images_for, image_of, render_dockerfile
+from components.image import EnvironmentImage, images_for, image_of, build_context_files
 from pulumi_mocks import ROOT, AzureStandIn, RecordingMonitor, stack_file_config
 
 BUILD = "docker:index/image:Image"
@@ -30,8 +30,8 @@ SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4a
 
 @pytest.fixture
 def root(tmp_path):
-    """A project root holding the dev stack's conda files and the inference server pin."""
-    for path in ("models/diabetes/conda.yml", "models/sentiment/conda.yml", "router/requirements-inference.txt"):
+    """A project root holding the dev stack's conda files."""
+    for path in ("models/diabetes/conda.yml", "models/sentiment/conda.yml"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, tmp_path / path)
     return tmp_path
@@ -82,23 +82,37 @@ def one_image(root, env=None, login=LOGIN, global_registry=None):
 # ---------------------------------------------------------------- the Dockerfile
 
 
-def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root():
+def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root(tmp_path):
+    (tmp_path / "conda.yml").write_text("channels: [conda-forge]\ndependencies:\n  - python=3.8\n"
+                                        "  - scikit-learn=1.0.2\n  - pip:\n    - azureml-defaults\n")
     env = Environment(conda_file="conda.yml", base_image="mcr.microsoft.com/azureml/base:1",
                       docker_steps=["RUN apt-get update && apt-get install -y libgomp1"])
-    lines = render_dockerfile(env, "1.5.1").splitlines()
+    files = build_context_files(env, tmp_path)
+    lines = files["Dockerfile"].decode().splitlines()
     assert lines[0] == "FROM --platform=linux/amd64 mcr.microsoft.com/azureml/base:1"
-    assert any(l.startswith("RUN conda env create --prefix /opt/azureml/env --file /tmp/conda.yml") for l in lines)
-    server = lines.index("RUN python -m pip install --no-cache-dir azureml-inference-server-http==1.5.1")
+    # Pip keeps numpy on the ABI of the pinned compiled release; conda gets the user's file as it is.
+    abi = lines.index("RUN python /tmp/aks-serving-build/numpy_abi.py scikit-learn==1.0.2 "
+                      "> /tmp/aks-serving-build/constraints.txt")
+    conda = lines.index("RUN PIP_CONSTRAINT=/tmp/aks-serving-build/constraints.txt conda env create --prefix "
+                        "/opt/azureml/env --file /tmp/aks-serving-build/conda.yml && conda clean --all --yes")
+    # The server only where the environment lacks a recent one, never pinned over the user's packages.
+    server = lines.index("RUN python /tmp/aks-serving-build/add_server.py 0.8.0 --no-cache-dir "
+                         "&& rm -rf /tmp/aks-serving-build")
     step = lines.index("RUN apt-get update && apt-get install -y libgomp1")
     user = lines.index("USER 10001:10001")
-    assert server < step < user  # the Docker steps run as root, after the environment exists
+    assert abi < conda < server < step < user  # the Docker steps run as root, after the environment exists
     assert "USER root" not in lines[user:]
     assert lines[-2:] == ["EXPOSE 5001", 'CMD ["azmlinfsrv", "--port", "5001"]']
+    # The scripts it runs are the ones `make run` runs in its environments, byte for byte.
+    assert files["conda.yml"] == (tmp_path / "conda.yml").read_bytes()
+    assert files["add_server.py"] == (ROOT / "envbuild/add_server.py").read_bytes()
+    assert files["numpy_abi.py"] == (ROOT / "envbuild/numpy_abi.py").read_bytes()
 
 
-def test_the_inference_server_pin_is_the_local_deployments(root):
-    assert image_module.inference_server_version(root) == "1.5.1"
-    assert image_module.inference_server_version(ROOT) in (ROOT / "router/requirements-inference.txt").read_text()
+def test_a_conda_file_that_pins_numpy_gets_no_numpy_constraint(tmp_path):
+    (tmp_path / "conda.yml").write_text("dependencies:\n  - numpy=1.21\n  - scikit-learn=1.0.2\n")
+    lines = build_context_files(Environment(conda_file="conda.yml"), tmp_path)["Dockerfile"].decode().splitlines()
+    assert "RUN touch /tmp/aks-serving-build/constraints.txt" in lines
 
 
 # ---------------------------------------------------------------- lookup, build, digest
@@ -119,6 +133,8 @@ def test_an_image_no_registry_has_is_built_for_amd64_and_pushed_with_an_exchange
     context = Path(build["build"]["context"])
     assert (context / "conda.yml").read_bytes() == (root / "models/diabetes/conda.yml").read_bytes()
     assert (context / "Dockerfile").read_text().startswith("FROM --platform=linux/amd64 ")
+    assert sorted(p.name for p in context.iterdir()) == ["Dockerfile", "add_server.py", "conda.yml", "numpy_abi.py"]
+    assert {oct(p.stat().st_mode & 0o777) for p in context.iterdir()} == {"0o644"}  # whatever the umask
     assert out["source"] == "built"
 
 
