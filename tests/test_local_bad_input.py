@@ -75,3 +75,14 @@ def test_a_dependency_pip_cannot_provide_is_named_before_anything_starts(tmp_pat
     assert f"environments.numpy: pip cannot provide {package}" in log and str(conda_file) in log
     env = Environment(conda_file=str(conda_file))
     assert not (ROOT / ".serving" / "envs" / environment_hash(env, ROOT)).exists()  # never half-built
+
+
+def test_a_python_this_machine_lacks_is_named_before_anything_is_built(tmp_path):
+    conda = tmp_path / "old.yml"
+    conda.write_text("dependencies:\n  - python=2.5\n  - pip:\n    - numpy\n")
+    config = dev_config()
+    config["environments"]["old"] = {"condaFile": str(conda)}
+    config["services"]["old"] = {"environment": "old", "entryScript": "models/diabetes/score.py"}
+    log = run_to_failure(tmp_path, config)
+    assert f"environments.old ({conda}) asks for python 2.5; this machine has python " in log
+    assert "building environment" not in log  # said before any environment is built
