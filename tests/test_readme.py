@@ -15,7 +15,7 @@ GROUPED = {f.alias for f in DeploymentSpec.model_fields.values()}
 
 
 def grouped(path: str) -> bool:
-    return path.startswith(VERSION) and path[len(VERSION):].split(".")[0] in GROUPED
+    return path.startswith(VERSION) and path[len(VERSION):].split(".")[0].removesuffix("[]") in GROUPED
 
 
 def key_paths(model: type[BaseModel], prefix: str = ""):
