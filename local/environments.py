@@ -98,19 +98,20 @@ def _add_server(python: Path, where: str, conda_file: str, say) -> None:
     say(f"{where}: {result.stdout.splitlines()[0]}")  # what it decided; pip's own lines follow
 
 
-def _pip(python: Path, where: str, conda_file: str, *args: str, server: bool = False) -> None:
+def _pip(python: Path, where: str, conda_file: str, *args: str) -> None:
     # Not --quiet: pip says what conflicts (on stdout) only at its normal level.
     result = subprocess.run([str(python), "-m", "pip", *args, "--disable-pip-version-check", "--no-input"],
                             capture_output=True, text=True)
     if result.returncode != 0:
-        raise EnvironmentBuildError(pip_failure(where, conda_file, result.stdout + result.stderr, server))
+        raise EnvironmentBuildError(pip_failure(where, conda_file, result.stdout + result.stderr))
 
 
 _UNAVAILABLE = re.compile(r"(?:No matching distribution found for|Could not find a version that satisfies "
                           r"the requirement) ([^\s(]+)")
 _CAUSE = re.compile(r"The conflict is caused by:\n((?:[ \t]+\S.*\n?)+)")
-_BUILD = re.compile(r"Failed (?:to build|building wheel for) ([^\s,]+)")
-_BUILD_ERROR = re.compile(r"(?:error|Error|ERROR):? (.+)")
+_CANNOT = re.compile(r"Cannot install (.+?) because these package versions have conflicting dependencies")
+_COLLECTING = re.compile(r"^\s*(?:Collecting|Building wheel for) (\S+)", re.M)
+_EXCEPTION = re.compile(r"^\s*((?:\w+\.)*\w+(?:Error|Exception): .+)$", re.M)
 
 
 def pip_failure(where: str, conda_file: str, output: str, server: bool = False) -> str:
@@ -123,13 +124,16 @@ def pip_failure(where: str, conda_file: str, output: str, server: bool = False) 
                     f"{conda_file} installs: {causes}. Raise the package that holds it back (azureml-defaults "
                     f"1.49 and later bring a recent server), or list azureml-inference-server-http yourself.")
         return f"{where}: the packages of {conda_file} conflict: {causes}"
+    if match := _CANNOT.search(output):
+        return f"{where}: {match.group(1)} conflict with each other {source}"
     if match := _UNAVAILABLE.search(output):
         return f"{where}: pip cannot provide {match.group(1)} for this Python {source}"
-    if match := _BUILD.search(output):
-        errors = [m.group(1).strip() for m in _BUILD_ERROR.finditer(output)
-                  if "subprocess-exited-with-error" not in m.group(1) and "Failed" not in m.group(1)]
-        detail = f": {errors[0][:200]}" if errors else ""
-        return (f"{where}: {match.group(1)} has no wheel for this Python and failed to build from source "
+    if "subprocess-exited-with-error" in output and (packages := _COLLECTING.findall(output)):
+        # A source build (no wheel for this Python): the package being built and its build's own error.
+        errors = _EXCEPTION.findall(output)
+        detail = f": {errors[-1].strip()[:200]}" if errors else ""
+        return (f"{where}: {packages[-1]} has no wheel for this Python, and building it from source failed "
                 f"{source}{detail}")
-    tail = [line.strip() for line in output.strip().splitlines() if line.strip()][-3:]
+    tail = [line.strip() for line in output.strip().splitlines()
+            if line.strip() and not line.startswith("WARNING:")][-3:]
     return f"{where}: pip failed {source}: " + " / ".join(tail)

@@ -185,3 +185,14 @@ def test_the_server_is_added_around_the_installed_packages_and_a_recent_one_is_k
     assert versions[0] == "8.1.7"
     again = add_server(bare_env)
     assert again.returncode == 0 and again.stdout.strip() == f"keeping the environment's azureml-inference-server-http {versions[1]}"
+
+
+def test_a_release_with_no_wheel_for_this_python_is_named_with_its_build_error():
+    # scikit-learn 0.22.1 (2019) has no wheel for Python 3.11: pip tries to build it, and that fails.
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-input",
+                             "scikit-learn==0.22.1"], capture_output=True, text=True)
+    assert result.returncode != 0
+    message = pip_failure("environments.old", "old.yml", result.stdout + result.stderr)
+    assert message.startswith("environments.old: scikit-learn==0.22.1 has no wheel for this Python, and building "
+                              "it from source failed (from old.yml): ")
+    assert "Error: " in message and "\n" not in message
