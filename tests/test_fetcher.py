@@ -3,48 +3,26 @@
 Azure Storage cannot run here; Azurite, Microsoft's storage emulator, stands in for it (same REST API,
 shared-key auth instead of workload identity, which needs Entra ID).
 """
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from fetcher.content import folder_files, folder_hash
+from azurite_emulator import azurite
 from pulumi_mocks import ROOT
 
-AZURITE = os.environ.get("AZURITE_BIN", str(ROOT / ".tools/node_modules/.bin/azurite-blob"))
-ACCOUNT, KEY = "devstoreaccount1", "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 @pytest.fixture(scope="module")
 def blob_service(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path_factory.mktemp("azurite")
-    proc = subprocess.Popen([AZURITE, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(data),
-                             "--silent", "--skipApiVersionCheck"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    connection = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-                  f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
-    deadline = time.monotonic() + 30
-    while True:  # bounded wait for the emulator to listen
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "azurite did not start in 30 s"
-            time.sleep(0.1)
-    service = BlobServiceClient.from_connection_string(connection)
-    service.create_container("models")
-    yield connection, service.get_container_client("models")
-    proc.terminate()
-    proc.wait(10)
+    with azurite(tmp_path_factory.mktemp("azurite")) as (connection, _):
+        service = BlobServiceClient.from_connection_string(connection)
+        service.create_container("models")
+        yield connection, service.get_container_client("models")
 
 
 def upload(container, prefix: str, folder: Path) -> None:
