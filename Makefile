@@ -15,7 +15,7 @@ REQUIREMENTS := requirements.txt router/requirements.txt router/requirements-tes
 # check-jsonschema, for the workflow files in .github/ (its schemas ship in the package).
 REQUIREMENTS += tools/requirements-workflows.txt
 # numpy and pandas, for the v1 runtime package's tests (tests/v1runtime/).
-REQUIREMENTS += v1runtime/requirements-test.txt
+REQUIREMENTS += tests/v1runtime/requirements.txt
 # Azurite (Microsoft's storage emulator, from npm) stands in for Azure Storage in the fetcher's tests.
 TOOLS := .tools
 AZURITE_VERSION := 3.35.0

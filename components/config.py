@@ -439,6 +439,8 @@ class DeploymentSpec(_Model):
     scoring_timeout_ms: int = Field(60000, gt=0)
     liveness_probe: LivenessProbe = LivenessProbe()
     namespace: Optional[str] = None
+    # v1's collect_model_data: azureml.monitoring's ModelDataCollector writes rows (off: collect() does nothing).
+    collect_model_data: bool = False
 
     @model_validator(mode="after")
     def _deployment_rules(self) -> "DeploymentSpec":

@@ -41,7 +41,7 @@ from pulumi_azure_native import authorization
 
 from components.conda import CondaFile, read_conda_file
 from components.config import Environment, StackConfig
-from components.environment import environment_hash
+from components.environment import environment_hash, is_source
 from envbuild import SERVER_MINIMUM
 
 PLATFORM = "linux/amd64"
@@ -52,7 +52,8 @@ APP_UID = 10001  # >= 10000: never a UID the node itself uses (checkov CKV_K8S_4
 NULL_USER = "00000000-0000-0000-0000-000000000000"  # ACR's user for Entra-exchanged refresh tokens
 BUILD_DIR = "/tmp/aks-serving-build"
 ENVBUILD = Path(__file__).resolve().parents[1] / "envbuild"
-ENVBUILD_SCRIPTS = ("numpy_abi.py", "add_server.py")
+ENVBUILD_SCRIPTS = ("numpy_abi.py", "add_server.py", "fit.py")
+V1RUNTIME = Path(__file__).resolve().parents[1] / "v1runtime"
 _NOT_FOUND = re.compile(r"404|not found|manifest_unknown|name_unknown", re.IGNORECASE)
 
 
@@ -83,7 +84,13 @@ def render_dockerfile(env: Environment, conda: CondaFile) -> str:
         f"RUN PIP_CONSTRAINT={BUILD_DIR}/constraints.txt conda env create --prefix {CONDA_ENV} "
         f"--file {BUILD_DIR}/conda.yml && conda clean --all --yes",
         f"ENV PATH={CONDA_ENV}/bin:$PATH AZUREML_CONDA_ENVIRONMENT_PATH={CONDA_ENV} AML_APP_ROOT={APP_ROOT}",
-        f"RUN python {BUILD_DIR}/add_server.py {SERVER_MINIMUM} --no-cache-dir && rm -rf {BUILD_DIR}",
+        f"RUN python {BUILD_DIR}/add_server.py {SERVER_MINIMUM} --no-cache-dir",
+        # v1's runtime API last (it replaces the PyPI alpha of its name); its blob libraries only where they
+        # fit the user's packages: where not, a collector asked to write to blob storage says so at init().
+        f"RUN python -m pip install --no-cache-dir --no-deps {BUILD_DIR}/v1runtime "
+        f"&& (python {BUILD_DIR}/fit.py '{BUILD_DIR}/v1runtime[blob]' -- --no-cache-dir "
+        f"|| echo 'aks-serving: azure-storage-blob does not fit this environment; blob model data collection is off') "
+        f"&& rm -rf {BUILD_DIR}",
         *env.docker_steps,
         f"RUN (getent group {APP_UID} || groupadd --gid {APP_UID} azureml) "
         f"&& (getent passwd {APP_UID} || useradd --uid {APP_UID} --gid {APP_UID} --no-create-home azureml) "
@@ -103,7 +110,11 @@ def build_context_files(env: Environment, root: Path) -> dict[str, bytes]:
              "conda.yml": conda_path.read_bytes()}
     for script in ENVBUILD_SCRIPTS:
         files[script] = (ENVBUILD / script).read_bytes()
+    for path in sorted(V1RUNTIME.rglob("*")):
+        if path.is_file() and is_source(path.relative_to(V1RUNTIME)):
+            files[f"v1runtime/{path.relative_to(V1RUNTIME).as_posix()}"] = path.read_bytes()
     return files
+
 
 
 # ---------------------------------------------------------------- registry access
@@ -216,10 +227,11 @@ def _lookup(name: str, opts: pulumi.InvokeOptions) -> Optional[str]:
 
 
 def _write_context(context_dir: Path, files: dict[str, bytes]) -> None:
-    context_dir.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        (context_dir / name).write_bytes(data)
-        (context_dir / name).chmod(0o644)  # the same layers whatever the umask
+        path = context_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(0o644)  # the same layers whatever the umask
 
 
 # ---------------------------------------------------------------- one image per environment content

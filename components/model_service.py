@@ -35,6 +35,22 @@ MODEL_COUNT_ANNOTATION = "aks-serving/model-count"  # read by the policy pack (<
 
 
 @dataclass(frozen=True)
+class ModelDataTarget:
+    """Where v1's ModelDataCollector writes on the cluster (azureml.monitoring in v1runtime/ reads these)."""
+
+    container_url: pulumi.Input[str]  # https://<account>.blob.core.windows.net/modeldata
+    subscription_id: pulumi.Input[str]
+    resource_group: pulumi.Input[str]
+    workspace: str
+    writer: pulumi.Resource  # the models identity's write access: no collecting pod starts before it
+
+    def env(self, service: str, collect: bool) -> dict:
+        return {"SERVICE_NAME": service, "AKS_SERVING_MODELDATA": self.container_url if collect else "off",
+                "AKS_SERVING_SUBSCRIPTION_ID": self.subscription_id, "AKS_SERVING_RESOURCE_GROUP": self.resource_group,
+                "AKS_SERVING_WORKSPACE_NAME": self.workspace}
+
+
+@dataclass(frozen=True)
 class Placement:
     """Where a model's pods may run: the pool the config names, or for GPU models the GPU pool."""
 
@@ -65,7 +81,7 @@ class ModelService(pulumi.ComponentResource):
     def __init__(self, name: str, spec: DeploymentSpec, *, namespace: pulumi.Input[str], images: Images,
                  store: ModelStore, blob_endpoint: pulumi.Input[str], container_name: pulumi.Input[str],
                  placement: Placement, router_namespace: pulumi.Input[str], auth: Optional[AuthSettings] = None,
-                 opts: Optional[pulumi.ResourceOptions] = None):
+                 model_data: Optional[ModelDataTarget] = None, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:ModelService", name, None, opts)
         self.service_name = name
         code = store.upload("code", [("", _source_dir(spec))])
@@ -85,11 +101,13 @@ class ModelService(pulumi.ComponentResource):
                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
                     "template": {
                         "metadata": {"labels": pod_labels},
-                        "spec": _pod_spec(name, spec, images.model, fetch, placement),
+                        "spec": _pod_spec(name, spec, images.model, fetch, placement,
+                                          model_data.env(name, spec.collect_model_data) if model_data else {}),
                     },
                 }},
             # A pod must not start before its files are in storage: each upload's manifest comes after its files.
-            parent=self, depends_on=[u.manifest for u in (code, models) if u])
+            parent=self, depends_on=[u.manifest for u in (code, models) if u]
+            + ([model_data.writer] if model_data and spec.collect_model_data else []))
         kube_object(
             f"{name}-service", "v1", "Service", {
                 "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model")},
@@ -146,7 +164,7 @@ def _fetch_container(image, blob_endpoint, container_name, code_prefix: str, mod
     }
 
 
-def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Placement) -> dict:
+def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Placement, extra_env: dict) -> dict:
     timeout_seconds = math.ceil(spec.scoring_timeout_ms / 1000)
     probe = spec.liveness_probe
     env = {
@@ -165,6 +183,7 @@ def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Pl
     }
     if (models := model_dir_in_app(spec)) is not None:
         env["AZUREML_MODEL_DIR"] = models
+    env.update(extra_env)
     health = {"httpGet": {"path": "/", "port": "health"}}
     container = {
         "name": "model", "image": image,

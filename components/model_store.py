@@ -22,6 +22,7 @@ from pulumi_azure_native import authorization, managedidentity, storage
 from fetcher.content import content_hash, folder_files
 
 BLOB_DATA_READER_ROLE = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"  # built-in Storage Blob Data Reader
+BLOB_DATA_CONTRIBUTOR_ROLE = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # built-in Storage Blob Data Contributor
 SERVICE_ACCOUNT = "model"  # the ServiceAccount every model pod runs as, in each models namespace
 TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 
@@ -53,14 +54,9 @@ class ModelStore(pulumi.ComponentResource):
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity", resource_group_name=resource_group_name, location=location,
             tags={"managed-by": "aks-serving"}, opts=child)
-        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        authorization.RoleAssignment(
-            f"{name}-reader", principal_id=identity.principal_id,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=client.subscription_id.apply(
-                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{BLOB_DATA_READER_ROLE}"),
-            scope=pulumi.Output.concat(storage_account_id, "/blobServices/default/containers/", container_name),
-            opts=child)
+        self._identity, self._storage_account_id = identity, storage_account_id
+        self._client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self._grant("reader", BLOB_DATA_READER_ROLE, container_name)
         for namespace in namespaces:
             # Workload identity: the cluster's OIDC issuer vouches for this namespace's ServiceAccount.
             managedidentity.FederatedIdentityCredential(
@@ -71,6 +67,23 @@ class ModelStore(pulumi.ComponentResource):
         self.client_id = identity.client_id
         self.tenant_id = identity.tenant_id
         self.register_outputs({"clientId": self.client_id})
+
+    @property
+    def subscription_id(self) -> pulumi.Output[str]:
+        return self._client.subscription_id
+
+    def grant_model_data(self, container_name: pulumi.Input[str]) -> authorization.RoleAssignment:
+        """Write access to the model data container, for services whose ModelDataCollector uploads rows."""
+        return self._grant("modeldata-writer", BLOB_DATA_CONTRIBUTOR_ROLE, container_name)
+
+    def _grant(self, suffix: str, role: str, container_name: pulumi.Input[str]) -> authorization.RoleAssignment:
+        return authorization.RoleAssignment(
+            f"{self._name}-{suffix}", principal_id=self._identity.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=self._client.subscription_id.apply(
+                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            scope=pulumi.Output.concat(self._storage_account_id, "/blobServices/default/containers/", container_name),
+            opts=pulumi.ResourceOptions(parent=self))
 
     def upload(self, kind: str, sources: list[tuple[str, Path]]) -> Upload:
         """Upload folders (or files), each under its name inside the prefix; `sources` = [(name, path)]."""

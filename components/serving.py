@@ -16,7 +16,7 @@ from components.config import DeploymentSpec, ServiceSpec, StackConfig
 from components.endpoint import ModelEndpoint
 from components.image import image_of, images_for
 from components.keys import TokenSigningKey
-from components.model_service import Images, ModelService, Placement
+from components.model_service import Images, ModelDataTarget, ModelService, Placement
 from components.model_store import ModelStore
 from components.pinned_image import by_digest
 from components.plumbing import DEVICE_PLUGIN_IMAGE, ModelsNamespace, device_plugin
@@ -46,6 +46,10 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
     namespaces = {ns: ModelsNamespace(f"models-{ns}", ns, router_namespace=cfg.router.namespace,
                                       client_id=store.client_id, tenant_id=store.tenant_id, opts=on_cluster)
                   for ns in cfg.models_namespaces()}
+    model_data = ModelDataTarget(
+        pulumi.Output.concat(workspace.blob_endpoint, workspace.model_data_container_name), store.subscription_id,
+        workspace.resource_group_name, cfg.workspace.name, store.grant_model_data(workspace.model_data_container_name)
+    ) if any(spec.collect_model_data for _, _, spec in cfg.deployments()) else None
     registry = workspace.registry_login_server
     environment_images = images_for(cfg, root, registry)
     # By environment name, hashed once each (the hash reads the conda file).
@@ -66,7 +70,8 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
             name, spec, namespace=namespaces[cfg.models_namespace_of(spec)].name,
             images=Images(image_refs[spec.environment], fetcher.image_ref),
             store=store, blob_endpoint=workspace.blob_endpoint, container_name=workspace.models_container_name,
-            placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth, opts=opts)
+            placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth,
+            model_data=model_data, opts=opts)
 
     # A loop, not a comprehension: the SDK records every frame on the stack for each registration (its source
     # position), and a comprehension's frame is one more for each of a service's objects.

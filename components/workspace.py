@@ -17,6 +17,7 @@ from pulumi_azure_native import (applicationinsights, authorization, containerre
 from components.config import Workspace as WorkspaceConfig
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # built-in AcrPull
+MODEL_DATA_CONTAINER = "modeldata"  # v1's container for ModelDataCollector rows
 
 
 class Workspace(pulumi.ComponentResource):
@@ -29,6 +30,7 @@ class Workspace(pulumi.ComponentResource):
     storage_account_name: pulumi.Output[str]
     blob_endpoint: pulumi.Output[str]  # https://<account>.blob.core.windows.net/ (or a sovereign cloud's)
     models_container_name: pulumi.Output[str]
+    model_data_container_name: pulumi.Output[str]
     log_analytics_workspace_id: pulumi.Output[str]
     app_insights_connection_string: pulumi.Output[Optional[str]]  # secret
 
@@ -60,6 +62,10 @@ class Workspace(pulumi.ComponentResource):
         container = storage.BlobContainer(
             f"{name}-models", resource_group_name=rg, account_name=account.name,
             container_name=config.models_container, public_access=storage.PublicAccess.NONE, opts=child)
+        # Where v1's ModelDataCollector wrote (services with collectModelData: true), as v1's workspace had it.
+        model_data = storage.BlobContainer(
+            f"{name}-modeldata", resource_group_name=rg, account_name=account.name,
+            container_name=MODEL_DATA_CONTAINER, public_access=storage.PublicAccess.NONE, opts=child)
 
         logs = operationalinsights.Workspace(
             f"{name}-logs", resource_group_name=rg, **common,
@@ -77,6 +83,7 @@ class Workspace(pulumi.ComponentResource):
         self.storage_account_name = account.name
         self.blob_endpoint = account.primary_endpoints.apply(lambda e: e.blob)
         self.models_container_name = container.name
+        self.model_data_container_name = model_data.name
         self.log_analytics_workspace_id = logs.id
         self.app_insights_connection_string = pulumi.Output.secret(
             insights.connection_string if insights else None)

@@ -120,14 +120,22 @@ class LocalDeployment:
             raise DeploymentError(problems)
 
     def _check_init(self) -> None:
-        problems = [p for _, path, spec in self.cfg.deployments()
+        problems = [p for service, path, spec in self.cfg.deployments()
                     if (p := preflight.init_failure(path, spec, self.pythons[spec.environment],
-                                                    self._layout(path, spec)))]
+                                                    self._layout(path, spec), self._model_data(service, spec)))]
         if problems:
             raise DeploymentError(problems)
 
     def _layout(self, path: str, spec: DeploymentSpec) -> AppLayout:
         return AppLayout.build(self.state, path, spec, self.root)
+
+    def _model_data(self, service: str, spec: DeploymentSpec) -> dict[str, str]:
+        """Where v1's ModelDataCollector writes locally: `<state>/modeldata/local/<rg>/<workspace>/<service>/...`."""
+        return {"SERVICE_NAME": service,
+                "AKS_SERVING_MODELDATA": str(self.state.resolve() / "modeldata") if spec.collect_model_data else "off",
+                "AKS_SERVING_SUBSCRIPTION_ID": "local",
+                "AKS_SERVING_RESOURCE_GROUP": self.cfg.workspace.resource_group_name or "local",
+                "AKS_SERVING_WORKSPACE_NAME": self.cfg.workspace.name}
 
     def _backend(self):
         deployments = self.cfg.deployments()
@@ -136,7 +144,7 @@ class LocalDeployment:
 
         def backend(service: str, spec: DeploymentSpec) -> dict:
             return {"kind": "local", **self._layout(paths[service], spec).backend(),
-                    "python": str(self.pythons[spec.environment]),
+                    "env": self._model_data(service, spec), "python": str(self.pythons[spec.environment]),
                     "basePort": FIRST_REPLICA_PORT + 100 * order.index(service)}
         return backend
 

@@ -5,7 +5,9 @@ Built as the image is (`components.image.render_dockerfile`), with the same step
    as a requirements file (`components.conda`), numpy kept on the ABI of pinned compiled packages
    (`envbuild/numpy_abi.py`);
 2. the inference server, kept if the environment brought one recent enough (`azureml-defaults` does), else
-   the newest release that fits what step 1 installed, which stays as it is (`envbuild/add_server.py`).
+   the newest release that fits what step 1 installed, which stays as it is (`envbuild/add_server.py`);
+3. Azure ML v1's runtime API (`v1runtime/`: `azureml.monitoring`), last, so it replaces the unusable PyPI
+   alpha of that name. Locally model data goes to files, so without the blob extra.
 Cached under `.serving/envs/<environment hash>` (the hash that names the environment's image) and reused
 while the environment's content is unchanged.
 """
@@ -23,8 +25,9 @@ from envbuild import SERVER_MINIMUM
 from local.interpreters import find_python
 
 ENVBUILD = Path(__file__).resolve().parents[1] / "envbuild"
-# Marks a finished build; named by the build's recipe, so a venv built by an older recipe is built again.
-COMPLETE = ".complete-2"
+V1RUNTIME = Path(__file__).resolve().parents[1] / "v1runtime"
+# Marks a finished build (the folder's name, the environment hash, counts the build recipe).
+COMPLETE = ".complete"
 
 
 class EnvironmentBuildError(Exception):
@@ -60,6 +63,7 @@ def ensure_environment(name: str, env: Environment, root: Path, envs_dir: Path, 
         if any(line and not line.startswith("#") for line in conda.requirements_text().splitlines()):
             _pip(python, where, env.conda_file, "install", "-r", str(requirements), "-c", str(constraints))
         _add_server(python, where, env.conda_file, say)
+        _pip(python, where, env.conda_file, "install", "--no-deps", str(V1RUNTIME))
     except BaseException:
         shutil.rmtree(venv, ignore_errors=True)
         raise

@@ -61,10 +61,10 @@ def ports_in_use(host: str, ports: list[int]) -> list[int]:
     return busy
 
 
-def init_failure(path: str, spec: DeploymentSpec, python: Path, layout: AppLayout,
+def init_failure(path: str, spec: DeploymentSpec, python: Path, layout: AppLayout, env: dict[str, str] | None = None,
                  timeout: float = 300) -> str | None:
     """Run the entry script's init() once in its environment; the problem, or None when it works."""
-    env = {"PATH": "/usr/bin:/bin", **layout.env()}
+    env = {"PATH": "/usr/bin:/bin", **layout.env(), **(env or {})}
     try:
         result = subprocess.run([str(python), "-c", _INIT_CHECK], env=env, cwd=layout.source_directory,
                                 capture_output=True, text=True, timeout=timeout)

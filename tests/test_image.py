@@ -96,17 +96,23 @@ def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root(tmp_p
     conda = lines.index("RUN PIP_CONSTRAINT=/tmp/aks-serving-build/constraints.txt conda env create --prefix "
                         "/opt/azureml/env --file /tmp/aks-serving-build/conda.yml && conda clean --all --yes")
     # The server only where the environment lacks a recent one, never pinned over the user's packages.
-    server = lines.index("RUN python /tmp/aks-serving-build/add_server.py 0.8.0 --no-cache-dir "
-                         "&& rm -rf /tmp/aks-serving-build")
+    server = lines.index("RUN python /tmp/aks-serving-build/add_server.py 0.8.0 --no-cache-dir")
+    # v1's runtime API after it (it replaces the PyPI alpha of its name), its blob libraries where they fit.
+    runtime = next(i for i, line in enumerate(lines) if line.startswith(
+        "RUN python -m pip install --no-cache-dir --no-deps /tmp/aks-serving-build/v1runtime && "
+        "(python /tmp/aks-serving-build/fit.py '/tmp/aks-serving-build/v1runtime[blob]' -- --no-cache-dir || "))
     step = lines.index("RUN apt-get update && apt-get install -y libgomp1")
     user = lines.index("USER 10001:10001")
-    assert abi < conda < server < step < user  # the Docker steps run as root, after the environment exists
+    assert abi < conda < server < runtime < step < user  # the Docker steps run as root, after the environment
     assert "USER root" not in lines[user:]
     assert lines[-2:] == ["EXPOSE 5001", 'CMD ["azmlinfsrv", "--port", "5001"]']
     # The scripts it runs are the ones `make run` runs in its environments, byte for byte.
     assert files["conda.yml"] == (tmp_path / "conda.yml").read_bytes()
     assert files["add_server.py"] == (ROOT / "envbuild/add_server.py").read_bytes()
     assert files["numpy_abi.py"] == (ROOT / "envbuild/numpy_abi.py").read_bytes()
+    assert files["v1runtime/azureml/monitoring/modeldatacollector.py"] == \
+        (ROOT / "v1runtime/azureml/monitoring/modeldatacollector.py").read_bytes()
+    assert not [name for name in files if "__pycache__" in name or ".egg-info" in name]
 
 
 def test_a_conda_file_that_pins_numpy_gets_no_numpy_constraint(tmp_path):
@@ -133,8 +139,9 @@ def test_an_image_no_registry_has_is_built_for_amd64_and_pushed_with_an_exchange
     context = Path(build["build"]["context"])
     assert (context / "conda.yml").read_bytes() == (root / "models/diabetes/conda.yml").read_bytes()
     assert (context / "Dockerfile").read_text().startswith("FROM --platform=linux/amd64 ")
-    assert sorted(p.name for p in context.iterdir()) == ["Dockerfile", "add_server.py", "conda.yml", "numpy_abi.py"]
-    assert {oct(p.stat().st_mode & 0o777) for p in context.iterdir()} == {"0o644"}  # whatever the umask
+    assert sorted(p.name for p in context.iterdir()) == ["Dockerfile", "add_server.py", "conda.yml", "fit.py",
+                                                         "numpy_abi.py", "v1runtime"]
+    assert {oct(p.stat().st_mode & 0o777) for p in context.rglob("*") if p.is_file()} == {"0o644"}  # any umask
     assert out["source"] == "built"
 
 

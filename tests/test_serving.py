@@ -194,6 +194,26 @@ def test_a_model_name_and_version_listed_twice_or_a_bad_name_is_refused():
         run_program(bad, stack="prod")
 
 
+def test_model_data_collection_writes_to_the_modeldata_container_with_the_models_identity(dev):
+    run = run_program(prod_with_models(collecting={
+        "environment": "numpy", "entryScript": "models/sentiment/score.py", "collectModelData": True}), stack="prod")
+    writer = run.named("models-modeldata-writer")
+    assert writer.inputs["roleDefinitionId"].endswith("/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe")
+    assert writer.inputs["scope"].endswith("/blobServices/default/containers/modeldata")
+    collecting = deployment(run, "collecting")
+    env = env_of(collecting["spec"]["template"]["spec"]["containers"][0])
+    assert env["AKS_SERVING_MODELDATA"].startswith("https://") and env["AKS_SERVING_MODELDATA"].endswith(
+        ".blob.core.windows.net/modeldata")
+    assert env["SERVICE_NAME"] == "collecting" and env["AKS_SERVING_WORKSPACE_NAME"] == "mlw-prod"
+    assert env["AKS_SERVING_SUBSCRIPTION_ID"] and env["AKS_SERVING_RESOURCE_GROUP"]
+    # No collecting pod starts before its identity may write there; the others keep collect() a no-op.
+    assert "models-modeldata-writer" in run.named("collecting-deployment").depends_on
+    other = env_of(deployment(run, "diabetes")["spec"]["template"]["spec"]["containers"][0])
+    assert other["AKS_SERVING_MODELDATA"] == "off"
+    # A stack where nobody collects grants no write access at all.
+    assert [r for r in dev.resources if r.name == "models-modeldata-writer"] == []
+
+
 def test_model_pods_meet_restricted_pod_security_with_a_read_only_root(dev):
     for name in ("diabetes", "sentiment"):
         spec = deployment(dev, name)["spec"]["template"]["spec"]

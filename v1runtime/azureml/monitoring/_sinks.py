@@ -12,6 +12,7 @@ every blob is its header and rows from different replicas never split (each bloc
 import atexit
 import logging
 import os
+import importlib.util
 import threading
 
 try:
@@ -89,6 +90,11 @@ class BlobSink(object):
     kind = "blob"
 
     def __init__(self, destination):
+        # Said at init(), where the deployment fails visibly, not on the upload thread, where rows would go.
+        if importlib.util.find_spec("azure") is None or importlib.util.find_spec("azure.storage.blob") is None:
+            raise RuntimeError("blob collection needs azure-storage-blob and azure-identity in the environment "
+                               "(this package's [blob] extra), and the image build could not fit them around "
+                               "its packages; list azure-storage-blob and azure-identity in the conda file")
         self.destination = destination
         self.dropped_rows = 0
         self.uploaded_bytes = 0
