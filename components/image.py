@@ -52,7 +52,9 @@ APP_UID = 10001  # >= 10000: never a UID the node itself uses (checkov CKV_K8S_4
 NULL_USER = "00000000-0000-0000-0000-000000000000"  # ACR's user for Entra-exchanged refresh tokens
 BUILD_DIR = "/tmp/aks-serving-build"
 ENVBUILD = Path(__file__).resolve().parents[1] / "envbuild"
-ENVBUILD_SCRIPTS = ("numpy_abi.py", "add_server.py", "fit.py")
+ENVBUILD_SCRIPTS = ("numpy_abi.py", "add_server.py", "fit.py", "serve.py")
+LAUNCHER = ("serve.py", "add_server.py", "fit.py")  # the image's entry point and what it imports
+LAUNCHER_DIR = "/opt/aks-serving"
 V1RUNTIME = Path(__file__).resolve().parents[1] / "v1runtime"
 _NOT_FOUND = re.compile(r"404|not found|manifest_unknown|name_unknown", re.IGNORECASE)
 
@@ -90,6 +92,7 @@ def render_dockerfile(env: Environment, conda: CondaFile) -> str:
         f"RUN python -m pip install --no-cache-dir --no-deps {BUILD_DIR}/v1runtime "
         f"&& (python {BUILD_DIR}/fit.py '{BUILD_DIR}/v1runtime[blob]' -- --no-cache-dir "
         f"|| echo 'aks-serving: azure-storage-blob does not fit this environment; blob model data collection is off') "
+        f"&& mkdir -p {LAUNCHER_DIR} && cp {' '.join(f'{BUILD_DIR}/{n}' for n in LAUNCHER)} {LAUNCHER_DIR}/ "
         f"&& rm -rf {BUILD_DIR}",
         *env.docker_steps,
         f"RUN (getent group {APP_UID} || groupadd --gid {APP_UID} azureml) "
@@ -98,7 +101,8 @@ def render_dockerfile(env: Environment, conda: CondaFile) -> str:
         f"WORKDIR {APP_ROOT}",
         f"USER {APP_UID}:{APP_UID}",
         f"EXPOSE {PORT}",
-        "CMD " + json.dumps(["azmlinfsrv", "--port", str(PORT)]),
+        # azmlinfsrv itself for servers with their own health listener; for older ones it answers health.
+        "CMD " + json.dumps(["python", f"{LAUNCHER_DIR}/serve.py"]),
     ]
     return "\n".join(lines) + "\n"
 

@@ -6,9 +6,8 @@ Run with the environment's own Python once its packages are installed. The envir
 server's version: one it brought (`azureml-defaults` brings one) is kept when it is MIN_VERSION or newer.
 Otherwise the newest release that fits is added around the installed packages (fit.py), so nothing of
 the user's moves and a package that asks for an older server (azureml-defaults 1.48: `~=0.7.2`) is named
-in pip's refusal instead of being overruled. MIN_VERSION is the oldest server the deployment can run (0.8:
-a separate health listener for the cluster's probes). Prints what it did, then pip's own lines; exits
-with pip's status. Standard library only (envbuild/__init__).
+in pip's refusal instead of being overruled. MIN_VERSION is the oldest server the deployment can run
+(envbuild.SERVER_MINIMUM). Prints what it did, then pip's own lines; exits with pip's status. Standard library only (envbuild/__init__).
 """
 import os
 import re

@@ -125,8 +125,8 @@ def pip_failure(where: str, conda_file: str, output: str, server: bool = False) 
         causes = "; ".join(" ".join(line.split()) for line in match.group(1).strip().splitlines()[:6])
         if server:
             return (f"{where}: no azureml-inference-server-http {SERVER_MINIMUM} or newer fits the packages "
-                    f"{conda_file} installs: {causes}. Raise the package that holds it back (azureml-defaults "
-                    f"1.49 and later bring a recent server), or list azureml-inference-server-http yourself.")
+                    f"{conda_file} installs: {causes}. Loosen the pin that holds it back, or list "
+                    f"azureml-inference-server-http yourself at a version that fits.")
         return f"{where}: the packages of {conda_file} conflict: {causes}"
     if match := _CANNOT.search(output):
         return f"{where}: {match.group(1)} conflict with each other {source}"

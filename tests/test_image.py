@@ -96,7 +96,7 @@ def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root(tmp_p
     conda = lines.index("RUN PIP_CONSTRAINT=/tmp/aks-serving-build/constraints.txt conda env create --prefix "
                         "/opt/azureml/env --file /tmp/aks-serving-build/conda.yml && conda clean --all --yes")
     # The server only where the environment lacks a recent one, never pinned over the user's packages.
-    server = lines.index("RUN python /tmp/aks-serving-build/add_server.py 0.8.0 --no-cache-dir")
+    server = lines.index("RUN python /tmp/aks-serving-build/add_server.py 0.7.0 --no-cache-dir")
     # v1's runtime API after it (it replaces the PyPI alpha of its name), its blob libraries where they fit.
     runtime = next(i for i, line in enumerate(lines) if line.startswith(
         "RUN python -m pip install --no-cache-dir --no-deps /tmp/aks-serving-build/v1runtime && "
@@ -105,7 +105,10 @@ def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root(tmp_p
     user = lines.index("USER 10001:10001")
     assert abi < conda < server < runtime < step < user  # the Docker steps run as root, after the environment
     assert "USER root" not in lines[user:]
-    assert lines[-2:] == ["EXPOSE 5001", 'CMD ["azmlinfsrv", "--port", "5001"]']
+    assert lines[-2:] == ["EXPOSE 5001", 'CMD ["python", "/opt/aks-serving/serve.py"]']
+    assert lines[runtime].endswith("&& mkdir -p /opt/aks-serving && cp /tmp/aks-serving-build/serve.py "
+                                   "/tmp/aks-serving-build/add_server.py /tmp/aks-serving-build/fit.py "
+                                   "/opt/aks-serving/ && rm -rf /tmp/aks-serving-build")
     # The scripts it runs are the ones `make run` runs in its environments, byte for byte.
     assert files["conda.yml"] == (tmp_path / "conda.yml").read_bytes()
     assert files["add_server.py"] == (ROOT / "envbuild/add_server.py").read_bytes()
@@ -140,7 +143,7 @@ def test_an_image_no_registry_has_is_built_for_amd64_and_pushed_with_an_exchange
     assert (context / "conda.yml").read_bytes() == (root / "models/diabetes/conda.yml").read_bytes()
     assert (context / "Dockerfile").read_text().startswith("FROM --platform=linux/amd64 ")
     assert sorted(p.name for p in context.iterdir()) == ["Dockerfile", "add_server.py", "conda.yml", "fit.py",
-                                                         "numpy_abi.py", "v1runtime"]
+                                                         "numpy_abi.py", "serve.py", "v1runtime"]
     assert {oct(p.stat().st_mode & 0o777) for p in context.rglob("*") if p.is_file()} == {"0o644"}  # any umask
     assert out["source"] == "built"
 

@@ -158,19 +158,19 @@ def add_server(python):
 
 
 def test_a_package_that_needs_an_older_server_is_named_not_overruled(bare_env, tmp_path):
-    """Like azureml-defaults 1.48 (`azureml-inference-server-http~=0.7.2`): the server it allows is too old
-    for the cluster's probes, and the installed package is not overruled."""
+    """Like azureml-defaults 1.13's pins: the server it allows is older than any the deployment runs, and the
+    installed package is not overruled."""
     package = tmp_path / "old-defaults"
     package.mkdir()
-    (package / "setup.py").write_text("from setuptools import setup\nsetup(name='old-defaults', version='1.48.0', "
-                                      "install_requires=['azureml-inference-server-http~=0.7.2'])\n")
+    (package / "setup.py").write_text("from setuptools import setup\nsetup(name='old-defaults', version='1.13.0', "
+                                      "install_requires=['azureml-inference-server-http~=0.4.2'])\n")
     subprocess.run([str(bare_env), "-m", "pip", "install", "--quiet", "--no-deps", str(package)], check=True)
     result = add_server(bare_env)
     assert result.returncode != 0
     message = pip_failure("environments.v1", "conda.yml", result.stdout + result.stderr, server=True)
-    assert message.startswith("environments.v1: no azureml-inference-server-http 0.8.0 or newer fits the packages "
+    assert message.startswith("environments.v1: no azureml-inference-server-http 0.7.0 or newer fits the packages "
                               "conda.yml installs: ")
-    assert "old-defaults 1.48.0 depends on azureml-inference-server-http~=0.7.2" in message
+    assert "old-defaults 1.13.0 depends on azureml-inference-server-http~=0.4.2" in message
 
 
 def test_the_server_is_added_around_the_installed_packages_and_a_recent_one_is_kept(bare_env):
