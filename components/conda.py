@@ -27,7 +27,8 @@ _NOT_ON_PYPI = {"mkl", "mkl-service", "mkl_fft", "mkl_random", "blas", "libblas"
                 "_openmp_mutex", "libffi", "zlib", "xz", "tk", "readline", "sqlite", "ncurses", "bzip2",
                 "ld_impl_linux-64", "libuuid", "libzlib", "tzdata", "git", "nodejs", "libprotobuf"}
 # Where conda and PyPI name the same project differently.
-_PYPI_NAME = {"pytorch": "torch", "pytorch-cpu": "torch", "py-xgboost": "xgboost", "py-xgboost-cpu": "xgboost",
+_PYPI_NAME = {"pytorch": "torch", "tensorflow-gpu": "tensorflow",  # PyPI's tensorflow-gpu is now an error stub
+               "pytorch-cpu": "torch", "py-xgboost": "xgboost", "py-xgboost-cpu": "xgboost",
               "tensorflow-mkl": "tensorflow", "matplotlib-base": "matplotlib", "pyyaml": "PyYAML",
               "msgpack-python": "msgpack",
               "py-opencv": "opencv-python", "libopencv": "opencv-python", "pytables": "tables",
@@ -68,6 +69,7 @@ class CondaFile:
     path: Path
     channels: tuple[str, ...]
     python: str | None  # the python pin as written, e.g. "3.6.2", ">=3.8" or "3.8.*"
+    pip_version: str | None  # a conda `pip=20.2.4` pin: the pip that installs the pip section, as conda's did
     packages: tuple[CondaPackage, ...]  # conda packages, python and tooling left out, in order
     pip: tuple[str, ...]  # the pip section's lines as written, options included
 
@@ -105,7 +107,7 @@ def read_conda_file(path: Path) -> CondaFile:
     if not isinstance(document, dict):
         raise CondaFileError(f"{path}: a conda environment file is a mapping with `dependencies:`")
     channels = tuple(str(c) for c in document.get("channels") or [])
-    python, packages, pip = None, [], []
+    python, pip_version, packages, pip = None, None, [], []
     for entry in document.get("dependencies") or []:
         if isinstance(entry, dict):
             if set(entry) != {"pip"}:
@@ -118,9 +120,11 @@ def read_conda_file(path: Path) -> CondaFile:
         name, op, version = match.groups()
         if name.lower() == "python":
             python = version if op in (None, "=", "==") else f"{op}{version}"
+        elif name.lower() == "pip" and op in ("=", "==") and version:
+            pip_version = version
         elif name.lower() not in _TOOLING:
             packages.append(CondaPackage(name, op, version))
-    return CondaFile(path, channels, python, tuple(packages), tuple(pip))
+    return CondaFile(path, channels, python, pip_version, tuple(packages), tuple(pip))
 
 
 def python_minor(pin: str | None) -> str | None:

@@ -25,14 +25,14 @@ def environment_hash(env: Environment, root: Path) -> str:
     """sha256 over the base image, the Docker steps, the conda file's contents and the build recipe."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"baseImage": env.base_image, "dockerSteps": env.docker_steps,
-                              "recipe": RECIPE, "buildFiles": _build_files_digest()}).encode())
+                              "recipe": RECIPE, "buildFiles": build_files_digest()}).encode())
     digest.update(b"\0")
     digest.update((root / env.conda_file).read_bytes())
     return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)
-def _build_files_digest() -> str:
+def build_files_digest() -> str:
     """The content of envbuild/ and v1runtime/, which every environment's build copies in."""
     return content_hash((path.relative_to(REPO).as_posix(), path.read_bytes())
                         for folder in BUILD_FILES for path in (REPO / folder).rglob("*")

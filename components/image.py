@@ -81,6 +81,9 @@ def render_dockerfile(env: Environment, conda: CondaFile) -> str:
         f"FROM --platform={PLATFORM} {env.base_image}",
         "USER root",
         f"COPY . {BUILD_DIR}",
+        # v1runtime as a wheel, built with the base image's Python: its setuptools cannot run on every
+        # Python an environment may pin (3.6), and the wheel is pure Python.
+        f"RUN python -m pip wheel --no-cache-dir --no-deps -w {BUILD_DIR}/wheels {BUILD_DIR}/v1runtime",
         f"RUN python {BUILD_DIR}/numpy_abi.py {pins} > {BUILD_DIR}/constraints.txt" if pins
         else f"RUN touch {BUILD_DIR}/constraints.txt",
         f"RUN PIP_CONSTRAINT={BUILD_DIR}/constraints.txt conda env create --prefix {CONDA_ENV} "
@@ -89,8 +92,8 @@ def render_dockerfile(env: Environment, conda: CondaFile) -> str:
         f"RUN python {BUILD_DIR}/add_server.py {SERVER_MINIMUM} --no-cache-dir",
         # v1's runtime API last (it replaces the PyPI alpha of its name); its blob libraries only where they
         # fit the user's packages: where not, a collector asked to write to blob storage says so at init().
-        f"RUN python -m pip install --no-cache-dir --no-deps {BUILD_DIR}/v1runtime "
-        f"&& (python {BUILD_DIR}/fit.py '{BUILD_DIR}/v1runtime[blob]' -- --no-cache-dir "
+        f"RUN python -m pip install --no-cache-dir --no-deps {BUILD_DIR}/wheels/*.whl "
+        f"&& (python {BUILD_DIR}/fit.py \"$(ls {BUILD_DIR}/wheels/*.whl)[blob]\" -- --no-cache-dir "
         f"|| echo 'aks-serving: azure-storage-blob does not fit this environment; blob model data collection is off') "
         f"&& mkdir -p {LAUNCHER_DIR} && cp {' '.join(f'{BUILD_DIR}/{n}' for n in LAUNCHER)} {LAUNCHER_DIR}/ "
         f"&& rm -rf {BUILD_DIR}",

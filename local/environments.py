@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from components.conda import CondaFile, read_conda_file
 from components.config import Environment
-from components.environment import environment_hash
+from components.environment import build_files_digest, environment_hash
 from envbuild import SERVER_MINIMUM
 from local.interpreters import find_python
 
@@ -55,7 +56,7 @@ def ensure_environment(name: str, env: Environment, root: Path, envs_dir: Path, 
         say(line)
     try:
         subprocess.run([str(base), "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
-        _pip(python, where, env.conda_file, "install", "--upgrade", "pip")
+        _pip(python, where, env.conda_file, "install", "--upgrade", _pip_for(conda, python))
         requirements = venv / "requirements.txt"
         requirements.write_text(conda.requirements_text())
         constraints = venv / "constraints.txt"
@@ -63,12 +64,27 @@ def ensure_environment(name: str, env: Environment, root: Path, envs_dir: Path, 
         if any(line and not line.startswith("#") for line in conda.requirements_text().splitlines()):
             _pip(python, where, env.conda_file, "install", "-r", str(requirements), "-c", str(constraints))
         _add_server(python, where, env.conda_file, say)
-        _pip(python, where, env.conda_file, "install", "--no-deps", str(V1RUNTIME))
+        _pip(python, where, env.conda_file, "install", "--no-deps", str(v1runtime_wheel(envs_dir)))
     except BaseException:
         shutil.rmtree(venv, ignore_errors=True)
         raise
     (venv / COMPLETE).write_text(conda.requirements_text())
     return python
+
+
+# The last pip for each Python it no longer supports. Asked by version: an old pip does not always check a
+# wheel's Requires-Python (not on file:// indexes and find-links), so "the newest pip" could be one that
+# cannot run on the Python it is installed into.
+_LAST_PIP = {"3.6": "21.3.1", "3.7": "24.0", "3.8": "25.0.1"}
+
+
+def _pip_for(conda: CondaFile, python: Path) -> str:
+    """The pip that installs the environment: the conda file's own pin, as conda used it, else a current one."""
+    if conda.pip_version:
+        return f"pip=={conda.pip_version}"
+    minor = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return f"pip=={_LAST_PIP[minor]}" if minor in _LAST_PIP else "pip"
 
 
 def _notes(conda: CondaFile, where: str) -> list[str]:
@@ -80,6 +96,18 @@ def _notes(conda: CondaFile, where: str) -> list[str]:
     if skipped := conda.skipped():
         notes.append(f"{where}: {', '.join(skipped)}: conda-only libraries, carried inside PyPI's wheels locally")
     return notes
+
+
+def v1runtime_wheel(envs_dir: Path) -> Path:
+    """v1runtime as a wheel, built once per content with this Python: it is pure Python, and building it
+    needs a setuptools that the oldest Pythons an environment may pin cannot run."""
+    folder = envs_dir / ".wheels" / build_files_digest()[:16]
+    wheels = sorted(folder.glob("azureml_monitoring-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
+                        "-w", str(folder), str(V1RUNTIME)], check=True, capture_output=True, text=True)
+        wheels = sorted(folder.glob("azureml_monitoring-*.whl"))
+    return wheels[-1]
 
 
 def _numpy_constraint(python: Path, conda: CondaFile, envs_dir: Path, where: str, say) -> str:

@@ -25,6 +25,8 @@ dependencies:
 - scikit-learn=0.22.1
 - numpy==1.18.1
 - pytorch
+- tensorflow-gpu
+- pip=20.2.4
 - mkl
 - conda-forge::pandas=1.0
 channels:
@@ -42,7 +44,8 @@ def test_an_azureml_core_file_is_read_whole(tmp_path):
     assert conda.skipped() == ["mkl"]
     lines = [line for line in conda.requirements_text().splitlines() if not line.startswith("#")]
     # Conda packages by PyPI name (conda's `=` a prefix match), then the pip section as written, options kept.
-    assert lines == ["scikit-learn==0.22.1", "numpy==1.18.1", "torch", "pandas==1.0.*",
+    assert conda.pip_version == "20.2.4"
+    assert lines == ["scikit-learn==0.22.1", "numpy==1.18.1", "torch", "tensorflow", "pandas==1.0.*",
                      "--find-links https://azuremlsdktestpypi.azureedge.net/sdk-release/Preview/"
                      "E7501C02541B433786111FE8E140CAA1",
                      "--extra-index-url https://pypi.org/simple", "azureml-defaults~=1.0.0",

@@ -35,14 +35,14 @@ def test_the_scripts_and_package_every_build_copies_in_count(tmp_path, monkeypat
     for folder in environment.BUILD_FILES:
         shutil.copytree(ROOT / folder, tmp_path / "repo" / folder)
     monkeypatch.setattr(environment, "REPO", tmp_path / "repo")
-    environment._build_files_digest.cache_clear()
+    environment.build_files_digest.cache_clear()
     base = environment_hash(env(tmp_path), tmp_path)
     (tmp_path / "repo/v1runtime/azureml/monitoring/__pycache__").mkdir(exist_ok=True)
     (tmp_path / "repo/v1runtime/azureml/monitoring/__pycache__/x.pyc").write_bytes(b"left behind")
-    environment._build_files_digest.cache_clear()
+    environment.build_files_digest.cache_clear()
     assert environment_hash(env(tmp_path), tmp_path) == base  # what importing leaves behind does not count
     with open(tmp_path / "repo/envbuild/add_server.py", "a") as f:
         f.write("# changed\n")
-    environment._build_files_digest.cache_clear()
+    environment.build_files_digest.cache_clear()
     assert environment_hash(env(tmp_path), tmp_path) != base
-    environment._build_files_digest.cache_clear()
+    environment.build_files_digest.cache_clear()

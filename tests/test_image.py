@@ -98,12 +98,15 @@ def test_dockerfile_builds_the_environment_and_runs_the_server_as_non_root(tmp_p
     # The server only where the environment lacks a recent one, never pinned over the user's packages.
     server = lines.index("RUN python /tmp/aks-serving-build/add_server.py 0.7.0 --no-cache-dir")
     # v1's runtime API after it (it replaces the PyPI alpha of its name), its blob libraries where they fit.
+    wheel = lines.index("RUN python -m pip wheel --no-cache-dir --no-deps -w /tmp/aks-serving-build/wheels "
+                        "/tmp/aks-serving-build/v1runtime")  # with the base image's Python, before the env
     runtime = next(i for i, line in enumerate(lines) if line.startswith(
-        "RUN python -m pip install --no-cache-dir --no-deps /tmp/aks-serving-build/v1runtime && "
-        "(python /tmp/aks-serving-build/fit.py '/tmp/aks-serving-build/v1runtime[blob]' -- --no-cache-dir || "))
+        "RUN python -m pip install --no-cache-dir --no-deps /tmp/aks-serving-build/wheels/*.whl && "
+        "(python /tmp/aks-serving-build/fit.py \"$(ls /tmp/aks-serving-build/wheels/*.whl)[blob]\" -- "
+        "--no-cache-dir || "))
     step = lines.index("RUN apt-get update && apt-get install -y libgomp1")
     user = lines.index("USER 10001:10001")
-    assert abi < conda < server < runtime < step < user  # the Docker steps run as root, after the environment
+    assert wheel < abi < conda < server < runtime < step < user  # the Docker steps run as root, after the environment
     assert "USER root" not in lines[user:]
     assert lines[-2:] == ["EXPOSE 5001", 'CMD ["python", "/opt/aks-serving/serve.py"]']
     assert lines[runtime].endswith("&& mkdir -p /opt/aks-serving && cp /tmp/aks-serving-build/serve.py "
