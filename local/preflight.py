@@ -2,6 +2,7 @@
 whole or not at all, and leaves nothing behind."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -64,7 +65,8 @@ def ports_in_use(host: str, ports: list[int]) -> list[int]:
 def init_failure(path: str, spec: DeploymentSpec, python: Path, layout: AppLayout, env: dict[str, str] | None = None,
                  timeout: float = 300) -> str | None:
     """Run the entry script's init() once in its environment; the problem, or None when it works."""
-    env = {"PATH": "/usr/bin:/bin", **layout.env(), **(env or {})}
+    # HOME as the replica has it: azureml-core reads it on import.
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/"), **layout.env(), **(env or {})}
     try:
         result = subprocess.run([str(python), "-c", _INIT_CHECK], env=env, cwd=layout.source_directory,
                                 capture_output=True, text=True, timeout=timeout)

@@ -50,11 +50,11 @@ class LocalRun:
         return self.output.read_text()
 
 
-def start(stack_file: Path, state: Path, port: int | None = None) -> LocalRun:
+def start(stack_file: Path, state: Path, port: int | None = None, env: dict | None = None) -> LocalRun:
     output = state.parent / f"{state.name}.out"
     run = LocalRun(None, state, stack_file, port or free_port(), free_port(), output)
     with open(output, "wb") as out:
-        run.process = subprocess.Popen(run.args("run"), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        run.process = subprocess.Popen(run.args("run"), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     return run
 
 
