@@ -29,6 +29,7 @@ ENVBUILD = Path(__file__).resolve().parents[1] / "envbuild"
 V1RUNTIME = Path(__file__).resolve().parents[1] / "v1runtime"
 # Marks a finished build (the folder's name, the environment hash, counts the build recipe).
 COMPLETE = ".complete"
+SERVER_FIT_SECONDS = 600
 
 
 class EnvironmentBuildError(Exception):
@@ -63,7 +64,7 @@ def ensure_environment(name: str, env: Environment, root: Path, envs_dir: Path, 
         constraints.write_text(_numpy_constraint(python, conda, envs_dir, where, say))
         if any(line and not line.startswith("#") for line in conda.requirements_text().splitlines()):
             _pip(python, where, env.conda_file, "install", "-r", str(requirements), "-c", str(constraints))
-        _add_server(python, where, env.conda_file, say)
+        _add_server(python, where, env.conda_file, conda, say)
         _pip(python, where, env.conda_file, "install", "--no-deps", str(v1runtime_wheel(envs_dir)))
     except BaseException:
         shutil.rmtree(venv, ignore_errors=True)
@@ -121,10 +122,19 @@ def _numpy_constraint(python: Path, conda: CondaFile, envs_dir: Path, where: str
     return result.stdout
 
 
-def _add_server(python: Path, where: str, conda_file: str, say) -> None:
+def _add_server(python: Path, where: str, conda_file: str, conda: CondaFile, say) -> None:
     """The inference server: the environment's own if recent enough, else one fitted around what is installed."""
-    result = subprocess.run([str(python), str(ENVBUILD / "add_server.py"), SERVER_MINIMUM],
-                            capture_output=True, text=True)
+    try:
+        result = subprocess.run([str(python), str(ENVBUILD / "add_server.py"), SERVER_MINIMUM],
+                                capture_output=True, text=True, timeout=SERVER_FIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        # pip backtracks through every server release when none fits; past this, say so rather than wait on.
+        pins = [line for line in conda.pip if "==" in line]
+        raise EnvironmentBuildError(
+            f"{where}: pip found no azureml-inference-server-http {SERVER_MINIMUM} or newer that fits the packages "
+            f"{conda_file} installs within {SERVER_FIT_SECONDS} s; exact pins hold it back most often"
+            + (f" ({', '.join(pins)})" if pins else "") + ". Loosen them, or list azureml-inference-server-http "
+            f"yourself at a version that fits.") from None
     if result.returncode != 0:
         raise EnvironmentBuildError(pip_failure(where, conda_file, result.stdout + result.stderr, server=True))
     say(f"{where}: {result.stdout.splitlines()[0]}")  # what it decided; pip's own lines follow

@@ -279,7 +279,7 @@ def test_a_tls_key_set_as_a_secret_is_accepted():
 
 
 def test_stack_files_hold_no_plain_text_secret():
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "prod", "v1"):
         config = stack_file_config(stack)
         for path in SECRET_PATHS:
             section, *rest = path.split(".")

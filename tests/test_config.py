@@ -297,9 +297,9 @@ def test_all_problems_are_reported_at_once():
 
 
 def test_stack_files_load(tmp_path):
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "prod", "v1"):
         cfg = load_stack_file(f"Pulumi.{stack}.yaml")
-        assert cfg.cluster.purpose == {"dev": "dev-test", "prod": "production"}[stack]
+        assert cfg.cluster.purpose == {"dev": "dev-test", "prod": "production", "v1": "dev-test"}[stack]
 
 
 def test_secure_values_in_a_stack_file_count_as_unset(tmp_path):

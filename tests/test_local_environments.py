@@ -196,3 +196,18 @@ def test_a_release_with_no_wheel_for_this_python_is_named_with_its_build_error()
     assert message.startswith("environments.old: scikit-learn==0.22.1 has no wheel for this Python, and building "
                               "it from source failed (from old.yml): ")
     assert "Error: " in message and "\n" not in message
+
+
+def test_a_server_fit_pip_cannot_settle_in_time_is_said_with_the_pins_to_look_at(bare_env, tmp_path, monkeypatch):
+    from components.conda import read_conda_file
+    from local import environments
+    conda = tmp_path / "conda.yml"
+    conda.write_text("dependencies:\n  - python=3.6.2\n  - pip:\n    - azureml-defaults~=1.13.0\n"
+                     "    - inference-schema==1.1.0\n")
+    monkeypatch.setattr(environments, "SERVER_FIT_SECONDS", 0.01)  # pip backtracks for many minutes in reality
+    with pytest.raises(environments.EnvironmentBuildError) as error:
+        environments._add_server(bare_env, "environments.old", "conda.yml", read_conda_file(conda), print)
+    assert str(error.value) == (
+        "environments.old: pip found no azureml-inference-server-http 0.7.0 or newer that fits the packages conda.yml "
+        "installs within 0.01 s; exact pins hold it back most often (inference-schema==1.1.0). Loosen them, or list "
+        "azureml-inference-server-http yourself at a version that fits.")
