@@ -145,7 +145,9 @@ def test_model_storage_is_private_https_and_tls12(dev):
     account = dev.one("azure-native:storage:StorageAccount").inputs
     assert account["enableHttpsTrafficOnly"] is True and account["minimumTlsVersion"] == "TLS1_2"
     assert account["allowBlobPublicAccess"] is False
-    assert dev.one("azure-native:storage:BlobContainer").inputs["publicAccess"] == "None"
+    containers = {r.inputs["containerName"]: r.inputs for r in dev.of_type("azure-native:storage:BlobContainer")}
+    assert set(containers) == {"models", "modeldata"}  # model files, and v1's ModelDataCollector rows
+    assert {c["publicAccess"] for c in containers.values()} == {"None"}
     assert 3 <= len(account["accountName"]) <= 24 and account["accountName"].isalnum()
 
 

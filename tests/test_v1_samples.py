@@ -23,7 +23,7 @@ def v1_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"} | {"PIP_CONFIG_FILE": "/dev/null"}
     run = start(ROOT / "Pulumi.v1.yaml", folder / "state", env=env)
     try:
-        wait_for_deployment(run, timeout=3600)  # a fresh machine builds five environments, TensorFlow's among them
+        wait_for_deployment(run, timeout=3600)  # a fresh machine builds six environments, TensorFlow's among them
         yield run
     finally:
         if run.process.poll() is None:
@@ -53,6 +53,19 @@ def test_each_sample_scores_as_it_did_on_v1(v1_run, service, answer):
     assert resp.status_code == 200 and resp.json() == answer
 
 
+def test_a_rawhttp_script_gets_the_uploaded_image_as_sent(v1_run):
+    # As the notebook sends it: the JPEG's bytes as the body, under an application/json Content-Type.
+    jpeg = (SAMPLES / "resnet-rawhttp" / "sample.jpg").read_bytes()
+    for content_type in ("application/json", "image/jpeg"):
+        resp = score(v1_run, "resnet-rawhttp", jpeg, content_type)
+        assert resp.status_code == 200
+        assert resp.json() == [[1.4251641388208515e-21, 1.4251641388208515e-21, 1.4251641388208515e-21, 1.0,
+                                1.4251641388208515e-21]]
+    uri = v1_run.deployment()["services"]["resnet-rawhttp"]["scoringUri"]
+    answer = requests.get(uri, timeout=60)
+    assert answer.status_code == 405 and answer.text == "GET is not supported"
+
+
 def test_onnx_runs_the_registered_model(v1_run):
     resp = score(v1_run, "onnx-mnist", sample("onnx-mnist"))
     assert resp.status_code == 200 and resp.json()["result"] == 5
@@ -66,7 +79,8 @@ def test_model_data_is_collected_in_v1s_layout_under_python_3_6(v1_run):
     assert files, f"no model data under {root}"
     parts = files[0].relative_to(root).parts
     # <subscription>/<resource group>/<workspace>/<service>/<model>/<version>/<designation>/yyyy/mm/dd/data.csv
-    assert parts[2:6] == ("mlw-v1", "drift-mdc", "elevation-regression-model.pkl", "1") and parts[-1] == "data.csv"
+    assert parts[:6] == ("local", "rg-mlw-v1", "mlw-v1", "drift-mdc", "elevation-regression-model.pkl", "1")
+    assert parts[-1] == "data.csv"
     assert [f.relative_to(root).parts[6] for f in files] == ["inputs"]  # the sample collects its inputs only
     with open(files[0], newline="") as f:
         header, *rows = list(csv.reader(f))

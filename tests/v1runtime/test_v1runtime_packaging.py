@@ -40,7 +40,7 @@ def test_the_wheel_is_azureml_monitoring_without_an_azureml_init(wheel):
     assert "azureml/__init__.py" not in names  # azureml stays a namespace shared with azureml-core
     assert {"azureml/monitoring/__init__.py", "azureml/monitoring/modeldatacollector.py",
             "azureml/monitoring/_settings.py", "azureml/monitoring/_sinks.py"} <= names
-    assert "Name: azureml-monitoring\n" in metadata and "Requires-Python: >=3.7\n" in metadata
+    assert "Name: azureml-monitoring\n" in metadata and "Requires-Python: >=3.6\n" in metadata
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert len(requirements) == 6 and all("extra == 'blob'" in line and " ==" in line for line in requirements)
 
