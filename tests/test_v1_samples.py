@@ -23,7 +23,7 @@ def v1_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"} | {"PIP_CONFIG_FILE": "/dev/null"}
     run = start(ROOT / "Pulumi.v1.yaml", folder / "state", env=env)
     try:
-        wait_for_deployment(run, timeout=3600)  # a fresh machine builds six environments, TensorFlow's among them
+        wait_for_deployment(run, timeout=3600)  # a fresh machine builds seven environments, TensorFlow's among them
         yield run
     finally:
         if run.process.poll() is None:
@@ -64,6 +64,14 @@ def test_a_rawhttp_script_gets_the_uploaded_image_as_sent(v1_run):
     uri = v1_run.deployment()["services"]["resnet-rawhttp"]["scoringUri"]
     answer = requests.get(uri, timeout=60)
     assert answer.status_code == 405 and answer.text == "GET is not supported"
+
+
+def test_inference_schema_builds_the_pandas_frame_the_script_predicts_on(v1_run):
+    resp = score(v1_run, "powerbi-pandas", sample("powerbi-pandas"))
+    assert resp.status_code == 200
+    assert resp.json() == [[pytest.approx(205.59094435613133)], [pytest.approx(68.84146418576978)]]
+    swagger = requests.get(v1_run.deployment()["services"]["powerbi-pandas"]["swaggerUri"], timeout=60).json()
+    assert "AGE" in json.dumps(swagger)  # the schema the script's PandasParameterType sample declares
 
 
 def test_onnx_runs_the_registered_model(v1_run):
