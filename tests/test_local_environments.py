@@ -211,3 +211,22 @@ def test_a_server_fit_pip_cannot_settle_in_time_is_said_with_the_pins_to_look_at
         "environments.old: pip found no azureml-inference-server-http 0.7.0 or newer that fits the packages conda.yml "
         "installs within 0.01 s; exact pins hold it back most often (inference-schema==1.1.0). Loosen them, or list "
         "azureml-inference-server-http yourself at a version that fits.")
+
+
+def test_the_azureml_sdk_packages_install_and_monitoring_is_the_working_one(tmp_path, monkeypatch):
+    """azureml-sdk, azureml-defaults (and the server it brings) and azureml-monitoring, as v1 files list them;
+    the PyPI alpha of azureml-monitoring is replaced by v1runtime's. PyPI only, as on a user's machine."""
+    from components.config import Environment
+    from local.environments import ensure_environment
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    (tmp_path / "conda.yml").write_text(f"dependencies:\n  - python={RUNNING}\n  - pip:\n    - azureml-sdk\n"
+                                        "    - azureml-defaults\n    - azureml-monitoring\n")
+    python = ensure_environment("sdk", Environment(conda_file="conda.yml"), tmp_path, tmp_path / "envs", say=print)
+    check = ("from importlib.metadata import version as v\n"
+             "from azureml.core.model import Model\n"
+             "from azureml.monitoring import ModelDataCollector\n"
+             "import azureml_inference_server_http.server\n"
+             "print(v('azureml-sdk') == v('azureml-defaults'), v('azureml-monitoring'))\n")
+    out = subprocess.run([str(python), "-c", check], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "0.1.0+aks.serving.1"]
