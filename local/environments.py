@@ -59,17 +59,17 @@ def ensure_environment(name: str, env: Environment, root: Path, envs_dir: Path, 
         subprocess.run([str(base), "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
         _pip(python, where, env.conda_file, "install", "--upgrade", _pip_for(conda, python))
         requirements = venv / "requirements.txt"
-        requirements.write_text(conda.requirements_text())
+        requirements.write_text(wanted := conda.requirements_text())
         constraints = venv / "constraints.txt"
         constraints.write_text(_numpy_constraint(python, conda, envs_dir, where, say))
-        if any(line and not line.startswith("#") for line in conda.requirements_text().splitlines()):
+        if any(line and not line.startswith("#") for line in wanted.splitlines()):
             _pip(python, where, env.conda_file, "install", "-r", str(requirements), "-c", str(constraints))
         _add_server(python, where, env.conda_file, conda, say)
         _pip(python, where, env.conda_file, "install", "--no-deps", str(v1runtime_wheel(envs_dir)))
     except BaseException:
         shutil.rmtree(venv, ignore_errors=True)
         raise
-    (venv / COMPLETE).write_text(conda.requirements_text())
+    (venv / COMPLETE).write_text(wanted)
     return python
 
 

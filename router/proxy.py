@@ -129,11 +129,13 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
     fresh = False  # set once a kept-alive connection failed: from then on only new connections
     while True:
         if replica is None:
-            replica = pool.try_acquire() or await _wait_for_slot(pool, queue_wait, deadline, attempt)
+            replica = pool.try_acquire()
+            if replica is None:
+                replica = await _wait_for_slot(pool, queue_wait, deadline, attempt)
+                if request.failed:  # the body broke off while the request queued: no replica is to see it
+                    pool.release(replica)
+                    _raise_body_failure(request)
             attempt.replica = replica
-            if request.failed:  # the body broke off while the request queued: no replica is to see it
-                pool.release(replica)
-                _raise_body_failure(request)
         sent_at = time.monotonic()
         connections = client.connections(replica.url)
         try:
