@@ -14,6 +14,14 @@ class ConfigModel(BaseModel):
     )
 
 
+class ConfigError(ValueError):
+    """Every problem found in a stack config, one `key.path: rule` line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid stack config:\n  " + "\n  ".join(problems))
+
+
 def check_named(key: str, check, value: Optional[str]) -> None:
     """Run a `policies.rules.naming` check; its rule sentence becomes `key: rule`."""
     if value is not None and (problem := check(value)):

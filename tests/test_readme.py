@@ -1,4 +1,4 @@
-"""The README's config reference lists every key of components/config.py with the default it has."""
+"""The README's config reference lists every key of components/config/ with the default it has."""
 import re
 import typing
 from pathlib import Path

@@ -1,0 +1,111 @@
+"""Reading a stack config: from `Pulumi.<stack>.yaml` (no Pulumi needed) or from `pulumi.Config()`, with
+errors as `key.path: rule` lines in the camelCase users wrote."""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from components.config_base import ConfigError
+from components.config.stack import StackConfig
+
+PROJECT = "aks-serving"
+SECTIONS = ("workspace", "cluster", "router", "environments", "services", "endpoints")
+# Values that must only ever be set with `pulumi config set --secret`.
+SECRET_PATHS = ("router.tls.key",)
+
+
+def parse_stack_config(raw: Mapping[str, Any], unset_secrets: frozenset[str] = frozenset()) -> StackConfig:
+    """Validate a config mapping (sections as keys), raising ConfigError with every problem found."""
+    unknown = [k for k in raw if k not in SECTIONS]
+    if unknown:
+        raise ConfigError([_unknown_key_message(k, SECTIONS) for k in unknown])
+    try:
+        return StackConfig.model_validate({**raw, "unset_secrets": unset_secrets})
+    except ValidationError as err:
+        raise ConfigError([_problem(e) for e in err.errors()]) from None
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Load `Pulumi.<stack>.yaml`; `secure:` values cannot be decrypted here and count as unset."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    prefix = f"{PROJECT}:"
+    raw, unset = {}, set()
+    for key, value in (document.get("config") or {}).items():
+        if key.startswith(prefix):
+            section = key[len(prefix):]
+            raw[section] = _strip_secure(value, section, unset)
+    return parse_stack_config(raw, frozenset(unset))
+
+
+def load_pulumi_config(config: Any, is_secret: Callable[[str], bool]) -> StackConfig:
+    """Load from a `pulumi.Config()` (duck-typed, so this module stays free of Pulumi).
+
+    `is_secret(section)` tells whether Pulumi holds a section encrypted; a secret value in a plain
+    section would sit in the stack file in clear text, so it is refused.
+    """
+    raw = {s: v for s in SECTIONS if (v := config.get_object(s)) is not None}
+    plain = [p for p in SECRET_PATHS if _get_path(raw, p) is not None and not is_secret(p.split(".")[0])]
+    if plain:
+        raise ConfigError([f"{p}: a secret in plain text; set it with `pulumi config set --secret --path {p} ...`"
+                           for p in plain])
+    return parse_stack_config(raw)
+
+
+def _get_path(raw: Mapping[str, Any], path: str) -> Any:
+    value: Any = raw
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _strip_secure(value: Any, path: str, unset: set[str]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            unset.add(path)
+            return None
+        return {k: _strip_secure(v, f"{path}.{k}", unset) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_secure(v, f"{path}[{i}]", unset) for i, v in enumerate(value)]
+    return value
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error as `key.path: rule`, with the key path users wrote (camelCase)."""
+    path = ".".join(_loc_part(p) for p in error["loc"]).replace(".[", "[")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return _unknown_key_message(path, ())
+    if error["type"] == "missing":
+        return f"{path}: required, not set"
+    # Model validators raise "key: rule" relative to the model they check; join it to the path.
+    head, sep, rest = message.partition(": ")
+    if sep and head and " " not in head:
+        return f"{path}.{head}: {rest}".lstrip(".").replace(".[", "[")
+    return f"{path}: {message}" if path else message
+
+
+def _loc_part(part: Any) -> str:
+    return f"[{part}]" if isinstance(part, int) else str(part)
+
+
+def _unknown_key_message(path: str, allowed: tuple[str, ...]) -> str:
+    key = path.rsplit(".", 1)[-1]
+    hint = difflib.get_close_matches(key, allowed or _ALL_KEYS, n=1)
+    return f"{path}: unknown key" + (f"; did you mean {hint[0]}?" if hint else "")
+
+
+def _collect_keys(model: type[BaseModel], seen: set[str]) -> set[str]:
+    for name, field in model.model_fields.items():
+        seen.add(field.alias or name)
+        for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            for inner in (arg, *getattr(arg, "__args__", ())):
+                if isinstance(inner, type) and issubclass(inner, BaseModel) and inner is not model:
+                    _collect_keys(inner, seen)
+    return seen
+
+
+_ALL_KEYS = tuple(sorted(_collect_keys(StackConfig, set())))
