@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, containerservice
 
 from components.config import Cluster, ConfigError, StackConfig, check_attached_pools, pool_capacity
+from components.container_insights import container_insights
 from components.kubeconfig import rewrite_kubeconfig
 from policies.rules import capacity, naming
 from policies.rules.vm_sizes import lookup_vm_size
@@ -108,6 +109,11 @@ class ModelCluster(pulumi.ComponentResource):
             subnet_id = self._subnet_id(resource_group_name)  # every pool's nodes go in the same subnet
             cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id, subnet_id)
             self._create_user_pools(resource_group_name, cluster, subnet_id)
+            if config.container_insights:
+                container_insights(name, cluster_id=cluster.id, cluster_name=config.name,
+                                   resource_group_name=resource_group_name, workspace_location=location,
+                                   log_analytics_workspace_id=log_analytics_workspace_id,
+                                   opts=pulumi.ResourceOptions(parent=self))
             self.cluster_name = cluster.name
             self.resource_group_name = pulumi.Output.from_input(resource_group_name)
             self.kubelet_object_id = cluster.identity_profile.apply(

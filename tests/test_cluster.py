@@ -157,6 +157,36 @@ def test_logs_and_application_insights_exist(dev):
     assert dev.one("azure-native:applicationinsights:Component").inputs["ingestionMode"] == "LogAnalytics"
 
 
+DCR = "azure-native:monitor:DataCollectionRule"
+DCR_ASSOCIATION = "azure-native:monitor:DataCollectionRuleAssociation"
+
+
+def test_container_insights_gets_the_data_collection_rule_its_agents_need(prod):
+    # useAADAuth agents collect only what an associated DCR asks for; the CLI makes both, ARM neither.
+    assert prod.one(MANAGED_CLUSTER).inputs["addonProfiles"]["omsagent"]["config"]["useAADAuth"] == "true"
+    rule = prod.one(DCR).inputs
+    assert rule["dataCollectionRuleName"] == "MSCI-westeurope-aks-serving-prod" and rule["kind"] == "Linux"
+    assert rule["location"] == "westeurope"  # the Log Analytics workspace's region
+    [source] = rule["dataSources"]["extensions"]
+    assert (source["name"], source["extensionName"], source["streams"]) == (
+        "ContainerInsightsExtension", "ContainerInsights", ["Microsoft-ContainerInsights-Group-Default"])
+    assert source["extensionSettings"]["dataCollectionSettings"]["enableContainerLogV2"] is True
+    [workspace] = rule["destinations"]["logAnalytics"]
+    assert workspace["workspaceResourceId"].endswith("/workspace-logs")
+    assert rule["dataFlows"] == [{"streams": ["Microsoft-ContainerInsights-Group-Default"],
+                                  "destinations": [workspace["name"]]}]
+    association = prod.one(DCR_ASSOCIATION)
+    assert association.inputs["associationName"] == "ContainerInsightsExtension"
+    assert association.inputs["resourceUri"].endswith("/cluster-aks")
+    assert association.inputs["dataCollectionRuleId"].endswith("/cluster-dcr")
+
+
+def test_no_data_collection_rule_without_container_insights():
+    run = run_program(with_cluster("dev", containerInsights=False), stack="dev")
+    assert "omsagent" not in run.one(MANAGED_CLUSTER).inputs.get("addonProfiles", {})
+    assert run.of_type(DCR) == [] and run.of_type(DCR_ASSOCIATION) == []
+
+
 # ---------------------------------------------------------------- attached clusters
 
 
