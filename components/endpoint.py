@@ -10,11 +10,14 @@ from typing import Callable, Optional
 
 import pulumi
 
-from components.config import Endpoint, EndpointVersion, version_service_name
+from components.config import Endpoint, version_service_name
 from components.keys import ServiceKeys
 from components.model_service import ModelService
+from components.workload import PART_OF, described_annotations
 
-ServiceFactory = Callable[[str, EndpointVersion, pulumi.ResourceOptions], ModelService]
+ENDPOINT_ANNOTATION = f"{PART_OF}/endpoint"
+
+ServiceFactory = Callable[..., ModelService]  # (service name, version spec, opts, annotations=...)
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -27,7 +30,10 @@ class ModelEndpoint(pulumi.ComponentResource):
                  router_namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:ModelEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.versions = {version: make_service(version_service_name(name, version), spec, child)
+        # Each version's objects name their endpoint and carry its description, tags and properties.
+        annotations = {ENDPOINT_ANNOTATION: name, **described_annotations(endpoint, prefix="endpoint-")}
+        self.versions = {version: make_service(version_service_name(name, version), spec, child,
+                                               annotations=annotations)
                          for version, spec in endpoint.versions.items()}
         self.traffic = endpoint.effective_traffic()
         self.primary_key = self.secondary_key = None

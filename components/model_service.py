@@ -21,8 +21,8 @@ from components.image import APP_ROOT, APP_UID, PORT
 from components.keys import ServiceKeys
 from components.kube_object import kube_object
 from components.model_store import SERVICE_ACCOUNT, ModelStore
-from components.workload import (container_security, labels, pod_security, resources, selector,
-                                 tmp_volume)
+from components.workload import (container_security, described_annotations, labels, pod_security, resources,
+                                 selector, tmp_volume)
 from policies.rules import capacity
 
 HEALTH_PORT = 5000  # the inference server's separate health listener: a probe never queues behind /score
@@ -81,7 +81,10 @@ class ModelService(pulumi.ComponentResource):
     def __init__(self, name: str, spec: DeploymentSpec, *, namespace: pulumi.Input[str], images: Images,
                  store: ModelStore, blob_endpoint: pulumi.Input[str], container_name: pulumi.Input[str],
                  placement: Placement, router_namespace: pulumi.Input[str], auth: Optional[AuthSettings] = None,
-                 model_data: Optional[ModelDataTarget] = None, opts: Optional[pulumi.ResourceOptions] = None):
+                 model_data: Optional[ModelDataTarget] = None, annotations: Optional[dict[str, str]] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        """`annotations`: what the Deployment and Service carry besides the spec's own description, tags and
+        properties (an endpoint's, for its versions)."""
         super().__init__("aks-serving:index:ModelService", name, None, opts)
         self.service_name = name
         code = store.upload("code", [("", _source_dir(spec))])
@@ -90,11 +93,12 @@ class ModelService(pulumi.ComponentResource):
         fetch = _fetch_container(images.fetcher, blob_endpoint, container_name, code.prefix,
                                  models.prefix if models else None)
         pod_labels = {**labels(name, "model"), "azure.workload.identity/use": "true"}
+        described = {**described_annotations(spec), **(annotations or {})}
         # The same objects as the typed classes, at a third of the cost: components/kube_object.py says why.
         kube_object(
             f"{name}-deployment", "apps/v1", "Deployment", {
                 "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model"),
-                             "annotations": {MODEL_COUNT_ANNOTATION: str(len(spec.models))}},
+                             "annotations": {MODEL_COUNT_ANNOTATION: str(len(spec.models)), **described}},
                 "spec": {
                     # No "replicas": the router scales this Deployment through its scale subresource.
                     "selector": {"matchLabels": selector(name, "model")},
@@ -110,7 +114,8 @@ class ModelService(pulumi.ComponentResource):
             + ([model_data.writer] if model_data and spec.collect_model_data else []))
         kube_object(
             f"{name}-service", "v1", "Service", {
-                "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model")},
+                "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "model"),
+                             **({"annotations": described} if described else {})},
                 "spec": {"type": "ClusterIP", "selector": selector(name, "model"),
                          "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}},
             parent=self)

@@ -12,7 +12,7 @@ from typing import Optional
 import pulumi
 
 from components.cluster import ModelCluster
-from components.config import DeploymentSpec, ServiceSpec, StackConfig
+from components.config import DeploymentSpec, ServiceSpec, StackConfig, version_service_name
 from components.endpoint import ModelEndpoint
 from components.image import image_of, images_for
 from components.keys import TokenSigningKey
@@ -22,6 +22,7 @@ from components.pinned_image import by_digest
 from components.plumbing import DEVICE_PLUGIN_IMAGE, ModelsNamespace, device_plugin
 from components.router import Router, uses_token_auth
 from components.source_image import SourceImage
+from components.webservice_info import endpoint_info, service_info
 from components.workspace import Workspace
 from policies.rules import capacity
 
@@ -64,14 +65,14 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
                     token_public_key=signing_key.public_key_pem if signing_key else None, opts=on_cluster)
 
     def make_service(name: str, spec: DeploymentSpec, opts: pulumi.ResourceOptions,
-                     auth: Optional[ServiceSpec] = None) -> ModelService:
+                     auth: Optional[ServiceSpec] = None, annotations: Optional[dict] = None) -> ModelService:
         # The namespace's name as an Output of the Namespace: every object in it waits for it to exist.
         return ModelService(
             name, spec, namespace=namespaces[cfg.models_namespace_of(spec)].name,
             images=Images(image_refs[spec.environment], fetcher.image_ref),
             store=store, blob_endpoint=workspace.blob_endpoint, container_name=workspace.models_container_name,
             placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth,
-            model_data=model_data, opts=opts)
+            model_data=model_data, annotations=annotations, opts=opts)
 
     # A loop, not a comprehension: the SDK records every frame on the stack for each registration (its source
     # position), and a comprehension's frame is one more for each of a service's objects.
@@ -91,19 +92,24 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
 
 
 def scoring_outputs(serving: Serving, cfg: StackConfig) -> dict:
-    """Scoring and swagger URIs per service and endpoint (v1's scoring_uri / swagger_uri)."""
-    router = serving.router
+    """Per service and endpoint what v1's Webservice exposed: scoring and swagger URIs, auth, App Insights and
+    data collection, scaling and resources, description, tags and properties (components/webservice_info.py)."""
+    router, stack = serving.router, pulumi.get_stack()
+    services = {name: service_info(cfg, name, spec, stack) for name, spec in cfg.services.items()}
+    endpoints = {name: endpoint_info(cfg, name, e, stack) for name, e in cfg.endpoints.items()}
 
     def tables(host: Optional[str]) -> dict:
         def uri(path: str) -> Optional[str]:
             return f"{router.scheme}://{host}/api/v1/{path}" if host else None
-        services = {name: {"scoringUri": uri(f"service/{name}/score"), "swaggerUri": uri(f"service/{name}/swagger.json"),
-                           "auth": spec.auth_mode} for name, spec in cfg.services.items()}
-        endpoints = {name: {"scoringUri": uri(f"endpoint/{name}/score"),
-                            "swaggerUri": uri(f"service/{name}-{e.default_version}/swagger.json"),
-                            "auth": e.auth_mode, "traffic": serving.endpoints[name].traffic}
-                     for name, e in cfg.endpoints.items()}
-        return {"services": services, "endpoints": endpoints}
+        with_uris = {"services": {}, "endpoints": {}}
+        for name, info in services.items():
+            with_uris["services"][name] = {"scoringUri": uri(f"service/{name}/score"),
+                                           "swaggerUri": uri(f"service/{name}/swagger.json"), **info}
+        for name, info in endpoints.items():
+            default = version_service_name(name, info["defaultVersion"])
+            with_uris["endpoints"][name] = {"scoringUri": uri(f"endpoint/{name}/score"),
+                                            "swaggerUri": uri(f"service/{default}/swagger.json"), **info}
+        return with_uris
 
     # One Output for every URI (the router's host), not two per service.
     both = router.host.apply(tables)

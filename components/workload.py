@@ -7,6 +7,7 @@ drifted from it would be refused by the API server rather than run.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Optional
 
@@ -19,6 +20,14 @@ PSS_LEVEL = "restricted"
 def labels(name: str, component: str) -> dict[str, str]:
     return {NAME_LABEL: name, COMPONENT_LABEL: component, "app.kubernetes.io/part-of": PART_OF,
             "app.kubernetes.io/managed-by": "pulumi"}
+
+
+def described_annotations(item, prefix: str = "") -> dict[str, str]:
+    """A config item's description, tags and properties (components/config Described) as annotations, the
+    maps as JSON: v1's tag keys are free text, which annotation keys could not carry as they are."""
+    found = {"description": item.description, "tags": item.tags and json.dumps(item.tags, sort_keys=True),
+             "properties": item.properties and json.dumps(item.properties, sort_keys=True)}
+    return {f"{PART_OF}/{prefix}{key}": value for key, value in found.items() if value}
 
 
 def selector(name: str, component: str) -> dict[str, str]:

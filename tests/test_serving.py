@@ -310,9 +310,10 @@ def test_bumping_the_primary_key_version_regenerates_only_the_primary(dev):
 
 def test_outputs_give_scoring_uris_and_no_secret_in_a_plain_output(dev):
     assert dev.exports["routerAddress"] == "20.31.42.53"
-    assert dev.exports["services"]["diabetes"] == {
-        "scoringUri": "http://20.31.42.53/api/v1/service/diabetes/score",
-        "swaggerUri": "http://20.31.42.53/api/v1/service/diabetes/swagger.json", "auth": "key"}
+    diabetes = dev.exports["services"]["diabetes"]
+    assert (diabetes["scoringUri"], diabetes["swaggerUri"], diabetes["auth"]) == (
+        "http://20.31.42.53/api/v1/service/diabetes/score", "http://20.31.42.53/api/v1/service/diabetes/swagger.json",
+        "key")
     assert dev.exports["endpoints"]["sentiment-ab"]["scoringUri"] == "http://20.31.42.53/api/v1/endpoint/sentiment-ab/score"
     assert dev.exports["endpoints"]["sentiment-ab"]["traffic"] == {"v1": 80, "v2": 20}
     assert {"keys", "kubeconfig", "tokenSigningKey"} <= dev.secret_exports
@@ -320,6 +321,75 @@ def test_outputs_give_scoring_uris_and_no_secret_in_a_plain_output(dev):
     secrets += [dev.exports["kubeconfig"], dev.exports["tokenSigningKey"]]
     plain = json.dumps({k: v for k, v in dev.exports.items() if k not in dev.secret_exports})
     assert all(s and s not in plain for s in secrets)
+
+
+
+def described_config() -> dict:
+    config = stack_file_config("dev")
+    config["services"]["diabetes"].update(
+        description="diabetes progression, ridge regression", tags={"area": "health", "model version": 2},
+        properties={"trainedOn": "2026-11-30"}, collectModelData=True)
+    endpoint = config["endpoints"]["sentiment-ab"]
+    endpoint.update(description="testing versions", tags={"sckitlearn": "demo"})
+    endpoint["versions"]["v2"].update(description="my second version", tags={"modelVersion": "b"})
+    return config
+
+
+@pytest.fixture(scope="module")
+def described():
+    return run_program(described_config(), stack="dev")
+
+
+def test_description_tags_and_properties_reach_the_kubernetes_objects(described):
+    diabetes = deployment(described, "diabetes")["metadata"]["annotations"]
+    assert diabetes["aks-serving/description"] == "diabetes progression, ridge regression"
+    assert json.loads(diabetes["aks-serving/tags"]) == {"area": "health", "model version": "2"}  # v1's text values
+    assert json.loads(diabetes["aks-serving/properties"]) == {"trainedOn": "2026-11-30"}
+    service = next(r.inputs for r in described.of_type("kubernetes:core/v1:Service")
+                   if r.inputs["metadata"]["name"] == "diabetes")
+    assert service["metadata"]["annotations"]["aks-serving/tags"] == diabetes["aks-serving/tags"]
+    # An endpoint version carries its own metadata and its endpoint's, under its endpoint's name.
+    v2 = deployment(described, "sentiment-ab-v2")["metadata"]["annotations"]
+    assert v2["aks-serving/endpoint"] == "sentiment-ab" and v2["aks-serving/description"] == "my second version"
+    assert json.loads(v2["aks-serving/tags"]) == {"modelVersion": "b"}
+    assert v2["aks-serving/endpoint-description"] == "testing versions"
+    assert json.loads(v2["aks-serving/endpoint-tags"]) == {"sckitlearn": "demo"}
+    v1 = deployment(described, "sentiment-ab-v1")["metadata"]["annotations"]
+    assert "aks-serving/tags" not in v1 and json.loads(v1["aks-serving/endpoint-tags"]) == {"sckitlearn": "demo"}
+
+
+def test_outputs_hold_what_v1s_webservice_exposed(described):
+    diabetes = described.exports["services"]["diabetes"]
+    assert diabetes["scoringUri"] == "http://20.31.42.53/api/v1/service/diabetes/score"
+    assert diabetes["swaggerUri"] == "http://20.31.42.53/api/v1/service/diabetes/swagger.json"
+    assert (diabetes["computeType"], diabetes["authEnabled"], diabetes["tokenAuthEnabled"]) == ("AKS", True, False)
+    assert diabetes["appInsightsEnabled"] is False and diabetes["dataCollection"] == {"storageEnabled": True}
+    assert diabetes["kubernetes"] == {"namespace": "aks-serving-models", "deployment": "diabetes"}
+    assert diabetes["stateCommand"] == "python -m aks_serving status --stack dev"
+    assert diabetes["autoScaler"] == {"autoscaleEnabled": True, "minReplicas": 1, "maxReplicas": 3,
+                                      "targetUtilization": 70, "refreshPeriodInSeconds": 1}
+    assert diabetes["containerResourceRequirements"]["cpu"] == 0.1 and diabetes["models"] == ["diabetes:1"]
+    assert (diabetes["description"], diabetes["tags"]["model version"]) == ("diabetes progression, ridge regression", "2")
+    sentiment = described.exports["services"]["sentiment"]
+    assert (sentiment["auth"], sentiment["authEnabled"], sentiment["tokenAuthEnabled"]) == ("token", False, True)
+    endpoint = described.exports["endpoints"]["sentiment-ab"]
+    assert (endpoint["computeType"], endpoint["defaultVersion"], endpoint["tags"]) == ("AKSENDPOINT", "v1", {"sckitlearn": "demo"})
+    assert endpoint["swaggerUri"] == "http://20.31.42.53/api/v1/service/sentiment-ab-v1/swagger.json"
+    v2 = endpoint["versions"]["v2"]
+    assert (v2["trafficPercentile"], v2["isDefault"], v2["description"]) == (20, False, "my second version")
+    assert v2["kubernetes"]["deployment"] == "sentiment-ab-v2"
+    assert endpoint["versions"]["v1"]["isControlVersionType"] is True
+
+
+def test_tags_that_are_not_text_or_too_long_are_refused_by_key():
+    from components.config import ConfigError, parse_stack_config
+    config = described_config()
+    config["services"]["diabetes"]["tags"] = {"owner": {"team": "ml"}}
+    with pytest.raises(ConfigError, match=r"services\.diabetes\.tags\.owner: Input should be a valid string"):
+        parse_stack_config(config)
+    config["services"]["diabetes"]["tags"] = {"owner": "x" * 1025}
+    with pytest.raises(ConfigError, match=r"services\.diabetes\.tags\.owner: at most 1024 characters"):
+        parse_stack_config(config)
 
 
 # ---------------------------------------------------------------- the router

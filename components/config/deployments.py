@@ -2,9 +2,9 @@
 deployment with the fields, defaults and rules of v1's AksWebservice and AksEndpoint."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from components.config_base import ConfigModel as _Model
 from components.config_base import check_named as _named
@@ -14,6 +14,10 @@ from policies.rules import naming
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 MAX_MODELS_PER_SERVICE = 1000
 MAX_ENDPOINT_VERSIONS = 6
+# Tags, properties and descriptions become annotations, and an object's annotations together may hold 256 KiB.
+MAX_DESCRIPTION_CHARS = 4096
+MAX_METADATA_ENTRIES = 64
+MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUE_CHARS = 256, 1024
 
 
 class Environment(_Model):
@@ -22,6 +26,35 @@ class Environment(_Model):
     conda_file: str
     base_image: str = DEFAULT_BASE_IMAGE
     docker_steps: list[str] = []
+
+
+class Described(_Model):
+    """v1's description, tags and properties on a service, an endpoint or an endpoint version: kept as the
+    Kubernetes objects' annotations and in the stack outputs, as v1 kept them with the Webservice."""
+
+    description: Optional[str] = Field(None, max_length=MAX_DESCRIPTION_CHARS)
+    tags: dict[str, str] = Field({}, max_length=MAX_METADATA_ENTRIES)
+    properties: dict[str, str] = Field({}, max_length=MAX_METADATA_ENTRIES)
+
+    @field_validator("tags", "properties", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, value: Any) -> Any:
+        # v1 took {'modelVersion': 'b'}; YAML turns `version: 2` into a number, which v1 would have sent as text.
+        if not isinstance(value, dict):
+            return value
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, (int, float)) else v
+                for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _metadata_sizes(self) -> "Described":
+        for field in ("tags", "properties"):
+            for key, value in getattr(self, field).items():
+                if not key.strip() or len(key) > MAX_METADATA_KEY_CHARS:
+                    raise ValueError(f"{field}: key {key[:40]!r} must be 1 to {MAX_METADATA_KEY_CHARS} characters")
+                if len(value) > MAX_METADATA_VALUE_CHARS:
+                    raise ValueError(f"{field}.{key}: at most {MAX_METADATA_VALUE_CHARS} characters "
+                                     f"(it has {len(value)})")
+        return self
 
 
 class Autoscale(_Model):
@@ -74,7 +107,7 @@ class AuthSettings(_Model):
         return "none" if self.auth_enabled is False else "key"
 
 
-class DeploymentSpec(_Model):
+class DeploymentSpec(Described):
     """One model deployment, with the fields and defaults of v1's AksWebservice.deploy_configuration."""
 
     environment: str
@@ -97,6 +130,10 @@ class DeploymentSpec(_Model):
     namespace: Optional[str] = None
     # v1's collect_model_data: azureml.monitoring's ModelDataCollector writes rows (off: collect() does nothing).
     collect_model_data: bool = False
+    # v1's enable_app_insights (az ml's deploymentconfig spelled it appInsightsEnabled): requests, print() and
+    # exceptions go to the workspace's Application Insights.
+    enable_app_insights: bool = Field(False, validation_alias=AliasChoices("enableAppInsights", "appInsightsEnabled",
+                                                                           "enable_app_insights"))
 
     @model_validator(mode="after")
     def _deployment_rules(self) -> "DeploymentSpec":
@@ -132,7 +169,7 @@ class EndpointVersion(DeploymentSpec):
     is_control_version_type: bool = False
 
 
-class Endpoint(AuthSettings):
+class Endpoint(AuthSettings, Described):
     """v1's AksEndpoint: up to six versions behind one scoring URI (and so one auth), split by traffic share."""
 
     versions: dict[str, EndpointVersion] = Field(min_length=1, max_length=MAX_ENDPOINT_VERSIONS)
