@@ -16,6 +16,7 @@ from .metrics import Metrics, ServiceMetrics
 from .service import Endpoint, Service
 from .settings import RouterConfig
 from .status import status_document
+from .telemetry import from_environment as telemetry_from_environment
 from .http.upstream import UpstreamClient
 from .proxy import DROP_RESPONSE_HEADERS
 
@@ -29,6 +30,8 @@ class Router:
         self.cluster = cluster  # backends.kubernetes.Cluster when running in Kubernetes
         self.metrics = Metrics()
         self.access_log = AccessLog()
+        # Application Insights request items, for the services that ask for them (None: none does).
+        self.telemetry = telemetry_from_environment([n for n, s in config.services.items() if s.app_insights])
         self.session: aiohttp.ClientSession | None = None  # probes (the request path uses self.upstream)
         self.upstream = UpstreamClient(DROP_RESPONSE_HEADERS)
         self.ready = False
@@ -46,6 +49,8 @@ class Router:
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        if self.telemetry is not None:
+            self.telemetry.start()
         if self.cluster is not None:
             await self.cluster.start(self)
         for service in self.services.values():
@@ -68,6 +73,8 @@ class Router:
         if self.session is not None:
             await self.session.close()
         self.access_log.flush()
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.stop)  # the last batch goes out; the loop is not held
 
     def _autoscaler_loop(self, service: Service) -> AutoscalerLoop:
         async def load() -> float:

@@ -32,6 +32,8 @@ class Scoring:
     def __init__(self, router: "Router") -> None:
         self.router = router
         self._log_requests = router.config.router.log_requests
+        self._telemetry = router.telemetry  # Application Insights, for the services in _recorded
+        self._recorded = frozenset(n for n, s in router.config.services.items() if s.app_insights)
         routes = {"/": ((b"GET", b"HEAD"), self.healthy)}
         for name, service in router.services.items():
             score = functools.partial(self._score, service, service.auth, None)
@@ -105,6 +107,9 @@ class Scoring:
                     time.time(), request_id.decode(), service.name, version, request.method.decode("latin-1"),
                     request.path, status, attempt.replica.url if attempt.replica else None, attempt.retries,
                     attempt.queue_ms, attempt.upstream_ms, elapsed * 1000))
+            if self._telemetry is not None and service.name in self._recorded:
+                self._telemetry.record(service.name, version, request.method, request.path, status, request_id,
+                                       started, elapsed)
 
 
 # Made request ids: 32 hex digits, a random prefix per process and a counter. Unique across router pods

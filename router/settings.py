@@ -144,6 +144,9 @@ class ServiceConfig(Model):
     backend: Backend
     requests: RequestLimits = RequestLimits()
     autoscale: Autoscale = Autoscale()
+    # Each request is recorded to Application Insights (router/telemetry.py; the connection string is the
+    # APPLICATIONINSIGHTS_CONNECTION_STRING environment variable, never this file).
+    app_insights: bool = False
 
     @model_validator(mode="after")
     def _static_cannot_scale(self) -> "ServiceConfig":

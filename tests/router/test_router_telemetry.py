@@ -1,0 +1,115 @@
+"""Application Insights request telemetry from the router (router/telemetry.py), end to end: the real router
+and Azure Monitor's real exporter on 127.0.0.1, posting to a stand-in ingestion endpoint (tests/ingestion_standin.py;
+Azure's cannot be reached here)."""
+import asyncio
+import re
+
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ingestion_standin import IngestionStandIn
+from router import telemetry
+from router_testkit import PRIMARY, service_config
+
+AUTH = {"Authorization": f"Bearer {PRIMARY}"}
+
+
+@pytest_asyncio.fixture
+async def ingestion(monkeypatch):
+    standin = await IngestionStandIn().start()
+    monkeypatch.setenv(telemetry.CONNECTION_STRING_ENV, standin.connection_string)
+    yield standin
+    await standin.close()
+
+
+def seconds(duration: str) -> float:
+    """App Insights' 'd.hh:mm:ss.fff' as seconds."""
+    days, hours, minutes, secs = re.fullmatch(r"(\d+)\.(\d\d):(\d\d):(\d\d\.\d+)", duration).groups()
+    return ((int(days) * 24 + int(hours)) * 60 + int(minutes)) * 60 + float(secs)
+
+
+@pytest.mark.asyncio
+async def test_every_request_of_an_app_insights_service_is_one_request_item(models, router_client, key_files,
+                                                                           ingestion):
+    (m,) = await models(1)
+    watched = service_config([m.url], key_files, maxConcurrentPerReplica=1, scoringTimeoutMs=300,
+                             maxQueueWaitMs=100, replicaTimeoutMs=5000, maxBodyBytes=1000)
+    watched["appInsights"] = True
+    version = service_config([m.url], key_files)
+    version["appInsights"] = True
+    client, router = await router_client({
+        "services": {"watched": watched, "quiet": service_config([m.url], key_files),
+                     "scores-blue": version},
+        "endpoints": {"scores": {"auth": {"mode": "key", "keyFiles": [str(p) for p in key_files]},
+                                 "versions": {"blue": {"service": "scores-blue"}}}}})
+    score = "/api/v1/service/watched/score"
+
+    answers = {
+        "ok-1": (await client.post(score, data=b"{}", headers={**AUTH, "x-request-id": "ok-1"})).status,
+        "no-key": (await client.post(score, data=b"{}", headers={"x-request-id": "no-key"})).status,
+        "too-big": (await client.post(score, data=b"x" * 2000, headers={**AUTH, "x-request-id": "too-big"})).status,
+        "slow": (await client.get(score + "?sleep=1", headers={**AUTH, "x-request-id": "slow"})).status,
+        # The slow request's replica still computes: this one waits for its slot and is refused.
+        "queued": (await client.get(score, headers={**AUTH, "x-request-id": "queued"})).status,
+        "via-endpoint": (await client.post("/api/v1/endpoint/scores/score", data=b"{}",
+                                           headers={**AUTH, "x-request-id": "via-endpoint"})).status,
+    }
+    await client.post("/api/v1/service/quiet/score", data=b"{}", headers={**AUTH, "x-request-id": "quiet"})
+    assert answers == {"ok-1": 200, "no-key": 401, "too-big": 413, "slow": 504, "queued": 503, "via-endpoint": 200}
+    # Only ok-1 and via-endpoint reached a replica (with the quiet service's request, three in all).
+    assert await ingestion.until(lambda: len(ingestion.of_type("RequestData")) >= len(answers), 15)
+    await asyncio.sleep(1.5)  # one more export round: nothing else may arrive
+
+    items = {i["properties"]["requestId"]: i for i in ingestion.of_type("RequestData")}
+    assert len(ingestion.of_type("RequestData")) == len(answers)  # one item each, none for `quiet`
+    assert {rid: int(i["responseCode"]) for rid, i in items.items()} == answers
+    assert {rid: i["properties"]["service"] for rid, i in items.items()} == {
+        **{rid: "watched" for rid in answers if rid != "via-endpoint"}, "via-endpoint": "scores-blue"}
+    assert items["via-endpoint"]["properties"]["version"] == "blue"
+    assert "version" not in items["ok-1"]["properties"]
+    assert items["ok-1"]["name"] == "POST /api/v1/service/watched/score"
+    assert items["ok-1"]["success"] is True
+    assert [items[r]["success"] for r in ("no-key", "too-big", "slow", "queued")] == [False] * 4
+    assert 0.3 <= seconds(items["slow"]["duration"]) < 1  # cut off at the scoring timeout
+    assert 0.1 <= seconds(items["queued"]["duration"]) < 0.5  # refused after the queue wait
+    role = {e["tags"]["ai.cloud.role"] for e in ingestion.envelopes if e["data"]["baseType"] == "RequestData"}
+    assert role == {telemetry.CLOUD_ROLE}
+    assert router.telemetry.dropped == 0 and router.telemetry.failed == 0
+
+
+@pytest.mark.asyncio
+async def test_without_a_connection_string_the_router_serves_and_records_nothing(models, router_client,
+                                                                                monkeypatch):
+    monkeypatch.delenv(telemetry.CONNECTION_STRING_ENV, raising=False)
+    (m,) = await models(1)
+    config = service_config([m.url])
+    config["appInsights"] = True
+    client, router = await router_client({"services": {"echo": config}})
+    assert router.telemetry is None
+    assert (await client.post("/api/v1/service/echo/score", data=b"{}")).status == 200
+
+
+def test_a_full_buffer_drops_and_counts_and_export_sends_in_batches():
+    exporter = InMemorySpanExporter()
+    recorder = telemetry.RequestTelemetry(exporter, telemetry.tracer_provider(), max_buffered=5, max_batch=2)
+    for i in range(8):
+        recorder.record("echo", None, b"POST", "/api/v1/service/echo/score", 200, b"r%d" % i, 100.0 + i, 0.25)
+    assert recorder.dropped == 3  # the request path never waits for room
+    recorder.export_queued()
+    spans = exporter.get_finished_spans()
+    assert [s.attributes["requestId"] for s in spans] == ["r0", "r1", "r2", "r3", "r4"]
+    assert recorder.exported == 5 and recorder.failed == 0
+    assert all(s.end_time - s.start_time == 250_000_000 for s in spans)
+    assert spans[0].attributes["http.response.status_code"] == 200 and spans[0].attributes["service"] == "echo"
+
+
+def test_a_refusing_ingestion_endpoint_is_counted_not_raised():
+    class Refusing(InMemorySpanExporter):
+        def export(self, spans):
+            raise ConnectionError("ingestion unreachable")
+
+    recorder = telemetry.RequestTelemetry(Refusing(), telemetry.tracer_provider())
+    recorder.record("echo", "v1", b"GET", "/api/v1/endpoint/e/score", 503, b"r", 1.0, 0.1)
+    recorder.export_queued()
+    assert recorder.failed == 1 and recorder.exported == 0
