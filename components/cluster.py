@@ -104,11 +104,12 @@ class ModelCluster(pulumi.ComponentResource):
             self.kubelet_object_id = pulumi.Output.from_input(attached.kubelet_object_id)
             self.oidc_issuer_url = pulumi.Output.from_input(attached.oidc_issuer_url)
             entra = attached.entra
+            user_pools = []
         else:
             pool_list = config.pools()
             subnet_id = self._subnet_id(resource_group_name)  # every pool's nodes go in the same subnet
             cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id, subnet_id)
-            self._create_user_pools(resource_group_name, cluster, subnet_id)
+            user_pools = self._create_user_pools(resource_group_name, cluster, subnet_id)
             if config.container_insights:
                 container_insights(name, cluster_id=cluster.id, cluster_name=config.name,
                                    resource_group_name=resource_group_name, workspace_location=location,
@@ -125,8 +126,13 @@ class ModelCluster(pulumi.ComponentResource):
         self.total_vcpus = pulumi.Output.from_input(capacity.total_vcpus(pool_list))
         self.pools = pulumi.Output.from_input([_describe(p) for p in pool_list])
         self.kubeconfig = self._user_kubeconfig(entra)
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
-                                     opts=pulumi.ResourceOptions(parent=self))
+        # Every Kubernetes object waits for the user pools: on production the system pool is tainted
+        # CriticalAddonsOnly, so the router, cert-manager and the models have nowhere to run before them.
+        # Mutable Secrets and ConfigMaps: a new key or router config is an update in place, not a delete and
+        # re-create of a fixed-name object during which the router would find no keys.
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_secret_mutable=True,
+                                     enable_config_map_mutable=True,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=user_pools))
         self.register_outputs({
             "clusterName": self.cluster_name, "purpose": self.purpose, "nodeCount": self.node_count,
             "totalVcpus": self.total_vcpus, "pools": self.pools, "kubeconfig": self.kubeconfig,
@@ -222,13 +228,16 @@ class ModelCluster(pulumi.ComponentResource):
         return addons
 
     def _create_user_pools(self, resource_group_name, cluster: containerservice.ManagedCluster,
-                           subnet_id: Optional[pulumi.Output[str]]) -> None:
+                           subnet_id: Optional[pulumi.Output[str]]) -> list[containerservice.AgentPool]:
+        # One at a time: AKS refuses (409 OperationNotAllowed) an agent pool operation while another runs on the
+        # same cluster, so each pool waits for the one before it.
+        created: list[containerservice.AgentPool] = []
         # pools() resolved each size once; its first entry is the system pool.
         for pool, capacity_ in zip(self._config.node_pools, self._config.pools()[1:]):
             gpu = capacity_.gpus_per_node > 0
             autoscaled = pool.max_node_count is not None
             ignore = ["orchestratorVersion"] + (["count"] if autoscaled else [])
-            containerservice.AgentPool(
+            created.append(containerservice.AgentPool(
                 f"{self._name}-pool-{pool.name}",
                 resource_group_name=resource_group_name,
                 resource_name_=cluster.name,
@@ -247,8 +256,9 @@ class ModelCluster(pulumi.ComponentResource):
                 node_taints=[GPU_TAINT] if gpu else None,
                 # AKS installs the NVIDIA driver; the device plugin comes with the serving stack.
                 gpu_profile=containerservice.GPUProfileArgs(driver="Install") if gpu else None,
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
-            )
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, depends_on=created[-1:]),
+            ))
+        return created
 
     def _user_kubeconfig(self, entra: bool) -> pulumi.Output[str]:
         """The cluster user's kubeconfig (never the admin one: local accounts are off), as a secret."""

@@ -107,6 +107,21 @@ def test_kubernetes_provider_gets_the_kubeconfig(dev):
     assert provider.parent.endswith("aks-serving:index:ModelCluster::cluster")
 
 
+def test_key_and_config_changes_are_updates_in_place(dev):
+    # Without these the provider replaces a changed Secret or ConfigMap, delete-first (fixed names): the router
+    # would briefly find no keys and every request would fail (a mock cannot run the provider's diff).
+    provider = dev.one("pulumi:providers:kubernetes").inputs
+    assert (provider["enableSecretMutable"], provider["enableConfigMapMutable"]) in {(True, True), ("true", "true")}
+
+
+def test_user_pools_are_created_one_at_a_time_and_before_any_kubernetes_object(prod):
+    # AKS answers 409 to concurrent agent pool operations; the tainted system pool runs no workload.
+    pools = {p.name: p for p in prod.of_type(AGENT_POOL)}
+    assert "cluster-pool-gpu" not in pools["cluster-pool-cpu"].depends_on
+    assert "cluster-pool-cpu" in pools["cluster-pool-gpu"].depends_on
+    assert set(pools) <= set(prod.one("pulumi:providers:kubernetes").depends_on)
+
+
 def test_node_pool_count_is_ignored_only_when_autoscaled():
     pools = [{"name": "cpu", "vmSize": "Standard_D4s_v5", "nodeCount": 2}]
     run = run_program(with_cluster("dev", nodePools=pools))
