@@ -110,7 +110,7 @@ class ModelService(pulumi.ComponentResource):
                     },
                 }},
             # A pod must not start before its files are in storage: each upload's manifest comes after its files.
-            parent=self, depends_on=[u.manifest for u in (code, models) if u]
+            parent=self, depends_on=[u.manifest for u in (code, models) if u] + store.access
             + ([model_data.writer] if model_data and spec.collect_model_data else []))
         kube_object(
             f"{name}-service", "v1", "Service", {

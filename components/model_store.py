@@ -37,6 +37,7 @@ class ModelStore(pulumi.ComponentResource):
     """The models' identity and their content-addressed uploads."""
 
     root: Path  # the project folder the config's paths are relative to
+    access: list[pulumi.Resource]  # the read role and the federated credentials
     client_id: pulumi.Output[str]
     tenant_id: pulumi.Output[str]
 
@@ -56,14 +57,20 @@ class ModelStore(pulumi.ComponentResource):
             tags={"managed-by": "aks-serving"}, opts=child)
         self._identity, self._storage_account_id = identity, storage_account_id
         self._client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        self._grant("reader", BLOB_DATA_READER_ROLE, container_name)
+        reader = self._grant("reader", BLOB_DATA_READER_ROLE, container_name)
+        federations: list[managedidentity.FederatedIdentityCredential] = []
         for namespace in namespaces:
-            # Workload identity: the cluster's OIDC issuer vouches for this namespace's ServiceAccount.
-            managedidentity.FederatedIdentityCredential(
+            # Workload identity: the cluster's OIDC issuer vouches for this namespace's ServiceAccount. One at a
+            # time: Azure refuses (409 ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity)
+            # concurrent writes of credentials on one identity.
+            federations.append(managedidentity.FederatedIdentityCredential(
                 f"{name}-federation-{namespace}", resource_group_name=resource_group_name,
                 resource_name_=identity.name, federated_identity_credential_resource_name=f"models-{namespace}",
                 issuer=oidc_issuer_url, subject=f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}",
-                audiences=[TOKEN_AUDIENCE], opts=child)
+                audiences=[TOKEN_AUDIENCE], opts=pulumi.ResourceOptions(parent=self, depends_on=federations[-1:])))
+        # What a model pod needs before it starts: its token exchange and its read access exist (the fetcher
+        # waits out the seconds to minutes Entra takes to propagate them).
+        self.access: list[pulumi.Resource] = [reader, *federations]
         self.client_id = identity.client_id
         self.tenant_id = identity.tenant_id
         self.register_outputs({"clientId": self.client_id})

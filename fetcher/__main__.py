@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from fetcher.fetch import Copy, FetchError, fetch
+from fetcher.fetch import ACCESS_WAIT_SECONDS, Copy, FetchError, fetch_when_allowed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,13 +13,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account-url", required=True, help="https://<account>.blob.core.windows.net")
     parser.add_argument("--container", required=True)
     parser.add_argument("--copy", action="append", required=True, type=Copy.parse, help="PREFIX=DESTINATION")
+    parser.add_argument("--wait-for-access", type=float, default=ACCESS_WAIT_SECONDS, metavar="SECONDS",
+                        help="how long to wait for the identity's access to propagate (default %(default)g)")
     parser.add_argument("--connection-string", help=argparse.SUPPRESS)  # tests against a storage emulator
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     container = _container(args)
     try:
         for copy in args.copy:
-            fetch(container, copy)
+            fetch_when_allowed(container, copy, args.wait_for_access)
     except FetchError as err:
         logging.getLogger("fetcher").error("%s", err)
         return 1

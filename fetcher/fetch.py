@@ -9,14 +9,19 @@ immutable prefix, so it starts with exactly the files the deployment was made wi
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.storage.blob import ContainerClient
 
 from fetcher.content import content_hash
 
 log = logging.getLogger("fetcher")
+ACCESS_WAIT_SECONDS = 600  # Entra ID propagates a new federated credential in seconds, a role assignment in minutes
+MAX_BACKOFF_SECONDS = 30
 
 
 class FetchError(RuntimeError):
@@ -58,3 +63,33 @@ def fetch(container: ContainerClient, copy: Copy) -> int:
         raise FetchError(f"{copy.prefix}: downloaded files hash to {actual}, not {copy.expected_hash}")
     log.info("fetched %d files from %s to %s", len(files), copy.prefix, copy.destination)
     return len(files)
+
+
+def fetch_when_allowed(container: ContainerClient, copy: Copy, wait_seconds: float = ACCESS_WAIT_SECONDS,
+                       sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
+    """`fetch`, waiting while the pod's identity is not yet accepted: on a first `pulumi up` the pod can start
+    before Entra ID has propagated its federated credential (the token exchange fails) or its read role
+    (403). Anything else fails at once; so does access still refused after `wait_seconds`."""
+    deadline, delay = clock() + wait_seconds, 2.0
+    while True:
+        try:
+            return fetch(container, copy)
+        except (ClientAuthenticationError, HttpResponseError) as err:
+            if not _access_not_yet_granted(err):
+                raise
+            if clock() + delay > deadline:
+                raise FetchError(f"{copy.prefix}: access still refused after {wait_seconds:g} s: {_first_line(err)}; "
+                                 "check the models identity's federated credential for this namespace and its "
+                                 "Storage Blob Data Reader role on the container") from None
+            log.warning("access refused (%s); waiting %g s for Entra ID to propagate the identity's credential and "
+                        "role", _first_line(err), delay)
+            sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+
+def _access_not_yet_granted(err: Exception) -> bool:
+    return isinstance(err, ClientAuthenticationError) or getattr(err, "status_code", None) == 403
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

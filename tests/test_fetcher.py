@@ -66,3 +66,64 @@ def test_a_missing_upload_is_named(blob_service, tmp_path):
     result = fetch(connection, f"models/{'0' * 64}={tmp_path / 'app'}")
     assert result.returncode == 1
     assert "no files in the container" in result.stderr
+
+
+class RefusedAtFirst:
+    """Entra ID's propagation delay cannot happen here: this stand-in refuses the first `refusals` listings as a
+    pod's token exchange (or its not yet propagated role) is refused, then lets Azurite answer."""
+
+    def __init__(self, container, refusals: int, error) -> None:
+        self.container, self.refusals, self.error, self.calls = container, refusals, error, 0
+
+    def list_blobs(self, **kwargs):
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise self.error
+        return self.container.list_blobs(**kwargs)
+
+    def download_blob(self, name):
+        return self.container.download_blob(name)
+
+
+def forbidden():
+    from azure.core.exceptions import HttpResponseError
+    error = HttpResponseError(message="This request is not authorized to perform this operation using this permission.")
+    error.status_code = 403
+    return error
+
+
+@pytest.mark.parametrize("error", ["token exchange", "403"])
+def test_a_pod_started_before_its_access_propagated_waits_for_it(blob_service, tmp_path, error):
+    from azure.core.exceptions import ClientAuthenticationError
+    from fetcher.fetch import Copy, fetch_when_allowed
+    connection, container = blob_service
+    model = ROOT / "models/sentiment/model-v1"
+    prefix = f"models/{folder_hash(model)}"
+    upload(container, prefix, model)
+    refused = ClientAuthenticationError("AADSTS70021: No matching federated identity record found") \
+        if error == "token exchange" else forbidden()
+    waits = []
+    stand_in = RefusedAtFirst(container, 3, refused)
+    assert fetch_when_allowed(stand_in, Copy.parse(f"{prefix}={tmp_path / 'app'}"), sleep=waits.append) == 1
+    assert stand_in.calls == 4 and waits == [2, 4, 8]
+    assert folder_hash(tmp_path / "app") == folder_hash(model)
+
+
+def test_access_still_refused_after_the_wait_is_named_and_other_errors_are_not_waited_for(blob_service, tmp_path):
+    from azure.core.exceptions import ResourceNotFoundError
+    from fetcher.fetch import Copy, FetchError, fetch_when_allowed
+    connection, container = blob_service
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+    copy = Copy.parse(f"models/{'0' * 64}={tmp_path / 'app'}")
+    with pytest.raises(FetchError, match=r"access still refused after 60 s: This request is not authorized.*"
+                                         r"federated credential for this namespace and its Storage Blob Data Reader"):
+        fetch_when_allowed(RefusedAtFirst(container, 100, forbidden()), copy, wait_seconds=60, sleep=sleep,
+                           clock=lambda: now[0])
+    assert 30 <= now[0] <= 60
+    missing = RefusedAtFirst(container, 1, ResourceNotFoundError("The specified container does not exist."))
+    with pytest.raises(ResourceNotFoundError):
+        fetch_when_allowed(missing, copy, sleep=sleep)
+    assert missing.calls == 1

@@ -129,6 +129,19 @@ def test_model_objects_wait_for_their_namespace_and_files_and_keys_for_the_route
     assert "router-namespace" in dev.named("diabetes-keys-secret").depends_on
 
 
+def test_model_pods_wait_for_their_identity_and_federated_credentials_are_written_one_at_a_time():
+    # Azure answers 409 to concurrent credential writes on one identity; a pod started before its credential
+    # and read role exist fails its token exchange.
+    run = run_program(prod_with_models(other={"environment": "numpy", "entryScript": "models/sentiment/score.py",
+                                              "namespace": "team-b"}), stack="prod")
+    federations = [r for r in run.of_type("azure-native:managedidentity:FederatedIdentityCredential")]
+    assert [f.inputs["subject"].split(":")[2] for f in federations] == ["aks-serving-models", "team-b"]
+    assert federations[0].name in federations[1].depends_on
+    for deployment_name in ("diabetes-deployment", "other-deployment"):
+        deps = run.named(deployment_name).depends_on
+        assert {"models-reader", *(f.name for f in federations)} <= set(deps)
+
+
 def test_a_model_pod_fetches_its_files_by_content_hash_and_serves_with_the_configs_timeouts(dev):
     pod = deployment(dev, "diabetes")["spec"]["template"]
     spec = pod["spec"]
