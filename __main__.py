@@ -6,6 +6,7 @@ from pulumi.runtime import is_config_secret
 
 from components.cluster import ModelCluster, read_attached_cluster
 from components.config import ConfigError, config_warnings, load_pulumi_config
+from components.config.files import missing_files
 from components.router import router_config_text
 from components.serving import deploy_serving, key_outputs, scoring_outputs
 from components.workspace import Workspace
@@ -17,6 +18,8 @@ def main() -> None:
     # Every config error, including an attached cluster's, is raised here, before any resource exists.
     try:
         cfg = load_pulumi_config(pulumi.Config(), lambda section: is_config_secret(f"aks-serving:{section}"))
+        if problems := missing_files(cfg, ROOT):
+            raise ConfigError(problems)
         attached = read_attached_cluster(cfg) if cfg.cluster.attached else None
         router_config = router_config_text(cfg)
     except ConfigError as err:

@@ -6,8 +6,10 @@ Exits 1 with every problem, each naming its config key.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from components.config import ConfigError, StackConfig, config_warnings, load_stack_file
+from components.config.files import missing_files
 from policies.rules import capacity
 
 
@@ -38,6 +40,9 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         cfg = load_stack_file(argv[0])
+        # Paths in a stack file are relative to the project folder, where Pulumi.yaml and the stack file sit.
+        if problems := missing_files(cfg, Path(argv[0]).resolve().parent):
+            raise ConfigError(problems)
     except ConfigError as err:
         print(f"{argv[0]}: {err}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from components.config import AuthSettings, ConfigError, DeploymentSpec, StackConfig, config_warnings, load_stack_file
 from components.conda import CondaFileError, read_conda_file
+from components.config.files import missing_files
 from components.router_config import render_router_config
 from local import preflight
 from local.app_layout import AppLayout
@@ -78,7 +79,7 @@ class LocalDeployment:
             raise DeploymentError([f"no stack file {stack_file}"]) from None
         except ConfigError as err:
             raise DeploymentError(err.problems) from None
-        if problems := preflight.missing_files(self.cfg, self.root):
+        if problems := missing_files(self.cfg, self.root):
             raise DeploymentError(problems)
         return self.cfg
 

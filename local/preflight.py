@@ -7,7 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from components.config import DeploymentSpec, StackConfig
+from components.config import DeploymentSpec
 from local.app_layout import AppLayout
 
 # Runs in the environment's interpreter and loads the entry script as the inference server does: the
@@ -32,22 +32,6 @@ except BaseException as e:
     print("".join(traceback.format_exception_only(type(e), e)).strip(), file=sys.stderr)
     sys.exit(1)
 """
-
-
-def missing_files(cfg: StackConfig, root: Path) -> list[str]:
-    problems = []
-    for name, env in cfg.environments.items():
-        if not (root / env.conda_file).is_file():
-            problems.append(f"environments.{name}.condaFile: no file {env.conda_file}")
-    for _, path, spec in cfg.deployments():
-        if not (root / spec.entry_script).is_file():
-            problems.append(f"{path}.entryScript: no file {spec.entry_script}")
-        if spec.source_directory and not (root / spec.source_directory).is_dir():
-            problems.append(f"{path}.sourceDirectory: no folder {spec.source_directory}")
-        for i, model in enumerate(spec.models):
-            if not (root / model.path).exists():
-                problems.append(f"{path}.models[{i}]: no file or folder {model.path}")
-    return problems
 
 
 def ports_in_use(host: str, ports: list[int]) -> list[int]:

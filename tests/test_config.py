@@ -288,6 +288,18 @@ def test_endpoint_version_may_not_shadow_a_service():
     assert problem.startswith("endpoints.churn.versions.v1: runs as service 'churn-v1'")
 
 
+def test_two_endpoints_whose_versions_run_as_one_service_are_refused():
+    ab_v1 = {"ab-v1": {"environment": "sklearn", "entryScript": "models/diabetes/score.py", "trafficPercentile": 100}}
+    [problem] = problems(endpoints={"sent": {"versions": ab_v1}, "sent-ab": {"versions": versions(100)}})
+    assert problem == ("endpoints.sent-ab.versions.v1: runs as service 'sent-ab-v1', which "
+                       "endpoints.sent.versions.ab-v1 also runs as")
+
+
+def test_a_service_and_an_endpoint_may_not_share_a_name():
+    [problem] = problems(services={"churn": service()}, endpoints={"churn": {"versions": versions(100)}})
+    assert problem == "endpoints.churn: services already defines 'churn'; a service and an endpoint need different names"
+
+
 def test_all_problems_are_reported_at_once():
     found = problems({"nodeCount": 2}, services={"echo": service(cpuCores=0)})
     assert any(p.startswith("services.echo.cpuCores: ") for p in found)

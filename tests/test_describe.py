@@ -27,3 +27,15 @@ def test_a_bad_stack_file_exits_1_naming_every_key(tmp_path):
     assert result.returncode == 1
     assert "cluster.nodeCount: production clusters need at least 12 vCPU; 2 x Standard_D3_v2 gives 8" in result.stderr
     assert "router.replica: unknown key; did you mean replicas?" in result.stderr
+
+
+def test_a_missing_entry_script_model_or_conda_file_is_named_by_key(tmp_path):
+    # Paths are relative to the stack file's folder (the project): a copy elsewhere finds none of them.
+    stack = tmp_path / "Pulumi.dev.yaml"
+    stack.write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    result = describe(stack)
+    assert result.returncode == 1
+    assert "environments.sklearn.condaFile: no file models/diabetes/conda.yml" in result.stderr
+    assert "services.diabetes.entryScript: no file models/diabetes/score.py" in result.stderr
+    assert "endpoints.sentiment-ab.versions.v2.models[0]: no file or folder models/sentiment/model-v2/weights.json" \
+        in result.stderr

@@ -207,6 +207,12 @@ def test_a_model_name_and_version_listed_twice_or_a_bad_name_is_refused():
         run_program(bad, stack="prod")
 
 
+def test_a_missing_file_stops_the_program_before_any_resource_naming_its_key():
+    config = prod_with_models(late={"environment": "numpy", "entryScript": "models/sentiment/scoring.py"})
+    with pytest.raises(pulumi.RunError, match=r"services\.late\.entryScript: no file models/sentiment/scoring\.py"):
+        run_program(config, stack="prod")
+
+
 def test_model_data_collection_writes_to_the_modeldata_container_with_the_models_identity(dev):
     run = run_program(prod_with_models(collecting={
         "environment": "numpy", "entryScript": "models/sentiment/score.py", "collectModelData": True}), stack="prod")

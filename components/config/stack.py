@@ -35,6 +35,9 @@ class StackConfig(_Model):
             if spec.namespace == self.router.namespace:
                 raise ValueError(f"{path}.namespace: models cannot run in the router's namespace "
                                  f"({self.router.namespace}); NetworkPolicies fence models off from it")
+            if spec.enable_app_insights and not self.workspace.application_insights:
+                raise ValueError(f"{path}.enableAppInsights: needs the workspace's Application Insights, but "
+                                 "workspace.applicationInsights is false; set it to true or turn enableAppInsights off")
         return self
 
     def _check_tls(self) -> None:
@@ -60,15 +63,22 @@ class StackConfig(_Model):
     def _check_names(self) -> None:
         for name in self.services:
             _named(f"services.{name}", naming.check_service_name, name)
-        for name, endpoint in self.endpoints.items():
+        for name in self.endpoints:
             _named(f"endpoints.{name}", naming.check_service_name, name)
+            if name in self.services:  # both would own the key Secret `<name>-keys` and the name in status
+                raise ValueError(f"endpoints.{name}: services already defines {name!r}; a service and an endpoint "
+                                 "need different names")
+        runs_as: dict[str, str] = {name: f"services.{name}" for name in self.services}
+        for name, endpoint in self.endpoints.items():
             for version in endpoint.versions:
-                # Each version runs as the service `<endpoint>-<version>`, whose name Kubernetes must accept.
-                full = version_service_name(name, version)
-                if full in self.services:
-                    raise ValueError(f"endpoints.{name}.versions.{version}: runs as service {full!r}, "
-                                     "which services already defines")
-                _named(f"endpoints.{name}.versions.{version}", lambda n: naming.check_service_name(n) and
+                # Each version runs as the service `<endpoint>-<version>`, whose name Kubernetes must accept and
+                # no other deployment may take (`sent` + `ab-v1` and `sent-ab` + `v1` are both `sent-ab-v1`).
+                full, path = version_service_name(name, version), f"endpoints.{name}.versions.{version}"
+                if full in runs_as:
+                    raise ValueError(f"{path}: runs as service {full!r}, which {runs_as[full]} "
+                                     f"{'already defines' if runs_as[full].startswith('services.') else 'also runs as'}")
+                runs_as[full] = path
+                _named(path, lambda n: naming.check_service_name(n) and
                        f"runs as service {n!r}, which {naming.check_service_name(n)}", full)
 
     def _check_deployment(self, path: str, spec: DeploymentSpec) -> None:
