@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +27,19 @@ def write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     path.chmod(0o600)
+
+
+def replace_private(path: Path, data: bytes) -> None:
+    """Swap a 0600 file's content in one step (a rename): a reader sees the old content or the new, never
+    an empty or half-written file (the router re-reads key files as they change)."""
+    fd, temporary = tempfile.mkstemp(dir=private_dir(path.parent), prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def ensure_keys(directory: Path) -> tuple[Path, Path]:

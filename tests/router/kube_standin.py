@@ -3,7 +3,10 @@
 It keeps objects in memory and implements just enough of the API's REST semantics for the router: list
 with label selectors, watch streams, get, create, update (with resourceVersion conflicts) and merge-patch.
 It records every (verb, group, resource, subresource, namespace) it is asked for, so the stack's Role can
-be checked to allow exactly those.
+be checked to allow exactly those. For `python -m aks_serving` it also serves pod logs (`pods/log`, with
+tailLines and follow) and port-forwards (`pods/portforward` over a WebSocket, `v4.channel.k8s.io`, as the
+kubelet speaks it: each channel's first frame names its port, then channel 0 carries the stream) to
+addresses on 127.0.0.1 that a test assigns to a pod's port.
 """
 from __future__ import annotations
 
@@ -27,8 +30,12 @@ class StandInApiServer:
         self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
         self.scales: dict[tuple[str, str], int | None] = {}  # (namespace, deployment) -> spec.replicas
         self.scale_patches: list[tuple[str, int]] = []
+        self.pod_logs: dict[tuple[str, str], list[str]] = {}  # (namespace, pod) -> lines of its container
+        self.forwards: dict[tuple[str, str, int], int] = {}  # (namespace, pod, port) -> a port on 127.0.0.1
+        self._log_written = asyncio.Event()
         self._version = 100
         self._watchers: list[tuple[str, str, str, asyncio.Queue]] = []
+        self._closing = False
         self.server: TestServer | None = None
 
     async def start(self) -> str:
@@ -39,6 +46,8 @@ class StandInApiServer:
         return str(self.server.make_url("")).rstrip("/")
 
     async def close(self) -> None:
+        self._closing = True
+        self._log_written.set()  # followers of a pod log stop
         for *_, queue in self._watchers:
             queue.put_nowait(None)
         await self.server.close()
@@ -56,6 +65,12 @@ class StandInApiServer:
         kind = "MODIFIED" if key in self.objects else "ADDED"
         self.objects[key] = obj
         self._notify(kind, resource, namespace, obj)
+
+    def log(self, namespace: str, pod: str, *lines: str) -> None:
+        """The pod's container writes lines (followers of its log get them)."""
+        self.pod_logs.setdefault((namespace, pod), []).extend(lines)
+        self._log_written.set()
+        self._log_written = asyncio.Event()
 
     def delete(self, resource: str, namespace: str, name: str) -> None:
         obj = self.objects.pop((resource, namespace, name))
@@ -79,7 +94,13 @@ class StandInApiServer:
         verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
         if request.method == "GET" and name is None:
             verb = "watch" if request.query.get("watch") in ("1", "true") else "list"
+        if sub == "portforward":
+            verb = "create"  # RBAC asks for create on pods/portforward, whichever method opens the stream
         self.calls.append((verb, group, resource, sub, ns))
+        if sub == "log":
+            return await self._pod_log(request, ns, name)
+        if sub == "portforward":
+            return await self._port_forward(request, ns, name)
         selector = request.query.get("labelSelector", "")
         if verb == "list":
             items = [o for (r, n, _), o in self.objects.items() if r == resource and n == ns and _matches(o, selector)]
@@ -106,7 +127,52 @@ class StandInApiServer:
                 return web.json_response({"kind": "Status", "code": 409}, status=409)
             self.put(resource, ns, body)
             return web.json_response(self.objects[key])
+        if verb == "patch" and request.content_type == "application/merge-patch+json" and key in self.objects:
+            self.put(resource, ns, _merge_patch(self.objects[key], body))
+            return web.json_response(self.objects[key])
         return web.json_response({"kind": "Status", "code": 405}, status=405)
+
+    async def _pod_log(self, request: web.Request, ns: str, pod: str) -> web.StreamResponse:
+        if (ns, pod) not in self.pod_logs:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        lines = self.pod_logs[(ns, pod)]
+        tail = int(request.query["tailLines"]) if "tailLines" in request.query else len(lines)
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        sent = max(0, len(lines) - tail)
+        while True:
+            for line in lines[sent:]:
+                await response.write(line.encode() + b"\n")
+            sent = len(lines)
+            if request.query.get("follow") not in ("1", "true") or self._closing:
+                return response
+            await self._log_written.wait()
+
+    async def _port_forward(self, request: web.Request, ns: str, pod: str) -> web.StreamResponse:
+        port = int(request.query["ports"])
+        if (ns, pod, port) not in self.forwards:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        socket = web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await socket.prepare(request)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.forwards[(ns, pod, port)])
+        for channel in (0, 1):  # data, then error: each first says which port it is for
+            await socket.send_bytes(bytes([channel]) + port.to_bytes(2, "little"))
+
+        async def to_pod() -> None:
+            async for message in socket:
+                if message.type == web.WSMsgType.BINARY and message.data[:1] == b"\x00":
+                    writer.write(message.data[1:])
+                    await writer.drain()
+
+        sending = asyncio.ensure_future(to_pod())
+        try:
+            while chunk := await reader.read(65536):
+                await socket.send_bytes(b"\x00" + chunk)
+        finally:
+            sending.cancel()
+            writer.close()
+            await socket.close()
+        return socket
 
     async def _scale(self, request: web.Request, verb: str, ns: str, name: str) -> web.Response:
         if (ns, name) not in self.scales:
@@ -131,6 +197,19 @@ class StandInApiServer:
         finally:
             self._watchers.remove(entry)
         return response
+
+
+def _merge_patch(target: dict, patch: dict) -> dict:
+    """RFC 7396: objects merge key by key, null removes a key, anything else replaces."""
+    merged = copy.deepcopy(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _matches(obj: dict, selector: str) -> bool:
