@@ -69,6 +69,10 @@ def _token(config, name: str, subject: str) -> int:
     if target is None:
         print(f"no service or endpoint named {name!r}", file=sys.stderr)
         return 2
+    if target.auth.mode == "token" and target.auth.token.discovery_url is not None:
+        from .auth import token_source
+        print(f"{name}: {token_source(target.auth.token)}", file=sys.stderr)
+        return 2
     if target.auth.mode != "token" or target.auth.token.signing_key_file is None:
         print(f"{name!r} does not use token auth with a signingKeyFile", file=sys.stderr)
         return 2

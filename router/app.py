@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .accesslog import AccessLog
 from .autoscaler import AutoscalerLoop
 from .backends.factory import build_backend
+from .jwks import KeySets
 from .metrics import Metrics, ServiceMetrics
 from .service import Endpoint, Service
 from .settings import RouterConfig
@@ -36,10 +37,13 @@ class Router:
         self.upstream = UpstreamClient(DROP_RESPONSE_HEADERS)
         self.ready = False
         opts = config.router
+        key_sets = KeySets()  # services that trust one token issuer share its published keys
         self.services = {
-            name: Service(name, svc, build_backend(name, svc, cluster), self._probe, opts.probe_interval_seconds)
+            name: Service(name, svc, build_backend(name, svc, cluster), self._probe, opts.probe_interval_seconds,
+                          key_sets)
             for name, svc in config.services.items()}
-        self.endpoints = {name: Endpoint(name, ep, self.services) for name, ep in config.endpoints.items()}
+        self.endpoints = {name: Endpoint(name, ep, self.services, key_sets=key_sets)
+                          for name, ep in config.endpoints.items()}
         self._tasks: list[asyncio.Task] = []
         self.service_metrics: dict[str, ServiceMetrics] = {}
         for service in self.services.values():

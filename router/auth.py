@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-import aiohttp
 import jwt
 
+from .jwks import KeySets, PublishedKeys, VerificationKey
 from .settings import AuthConfig, TokenAuth
 
 log = logging.getLogger("router.auth")
 KEY_FILE_RECHECK_SECONDS = 1.0  # stat the key files at most this often (keeps syscalls off most requests)
-JWKS_MIN_REFRESH_SECONDS = 10.0  # an unknown `kid` refetches the JWKS at most this often
 
 
 class Authenticator(Protocol):
@@ -99,16 +98,20 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 class JwtAuth:
-    """JWT bearer tokens: allow-listed algorithms, `exp` and `iat` required, issuer and audience checked."""
+    """JWT bearer tokens: allow-listed algorithms, `exp` and `iat` required, issuer and audience checked.
 
-    def __init__(self, config: TokenAuth, session_factory=aiohttp.ClientSession) -> None:
+    Keys are local (publicKeyFiles, signingKeyFile), published (jwksUrl, or an OIDC issuer's discoveryUrl,
+    see jwks.py), or, with jwksUrl, both; an OIDC issuer's are never mixed with local ones (settings.py).
+    """
+
+    def __init__(self, config: TokenAuth, published: PublishedKeys | None = None) -> None:
         self.config = config
-        self._static_keys = [load_public_key(p) for p in config.public_key_files]
+        self._static_keys = [VerificationKey(load_public_key(p)) for p in config.public_key_files]
         if config.signing_key_file:
-            self._static_keys.append(load_private_key(config.signing_key_file).public_key())
-        self._jwks: dict[str, jwt.PyJWK] = {}
-        self._jwks_fetched = -1e9
-        self._session_factory = session_factory
+            self._static_keys.append(VerificationKey(load_private_key(config.signing_key_file).public_key()))
+        if published is None and (config.jwks_url or config.discovery_url):
+            published = PublishedKeys(config)
+        self._published = published
 
     async def check(self, authorization: str | None) -> bool:
         token = bearer(authorization)
@@ -117,9 +120,13 @@ class JwtAuth:
             return False
         try:
             header = jwt.get_unverified_header(token)
+            if header.get("alg") not in self.config.algorithms:
+                return False  # before any key lookup: `none`, HS* and the rest never start a JWKS fetch
             for key in await self._candidate_keys(header.get("kid")):
+                if key.algorithm is not None and key.algorithm != header["alg"]:
+                    continue  # a JWK that names its algorithm verifies only that one (RFC 7517 4.4)
                 try:
-                    self._decode(token, key)
+                    self._decode(token, key.key)
                     return True
                 except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
                     continue  # try the next key; any other error is final
@@ -132,31 +139,12 @@ class JwtAuth:
         return jwt.decode(token, key, algorithms=list(c.algorithms), audience=c.audience, issuer=c.issuer,
                           leeway=c.leeway_seconds, options={"require": ["exp", "iat", "iss", "aud"]})
 
-    async def _candidate_keys(self, kid: str | None) -> list:
-        if not self.config.jwks_url:
+    async def _candidate_keys(self, kid) -> list[VerificationKey]:
+        if self._published is None:
             return self._static_keys
-        age = time.monotonic() - self._jwks_fetched
-        stale = age > self.config.jwks_cache_seconds
-        unknown_kid = kid is not None and kid not in self._jwks and age > JWKS_MIN_REFRESH_SECONDS
-        if stale or unknown_kid:
-            await self._fetch_jwks()
-        if kid is not None:
-            found = self._jwks.get(kid)
-            return [found.key] if found else self._static_keys
-        return [k.key for k in self._jwks.values()] + self._static_keys
-
-    async def _fetch_jwks(self) -> None:
-        self._jwks_fetched = time.monotonic()
-        try:
-            async with self._session_factory(timeout=aiohttp.ClientTimeout(total=5)) as session:
-                async with session.get(self.config.jwks_url) as resp:
-                    resp.raise_for_status()
-                    jwk_set = jwt.PyJWKSet.from_dict(await resp.json(content_type=None))
-        except (aiohttp.ClientError, jwt.PyJWTError, ValueError) as e:
-            log.warning("JWKS fetch from %s failed (%s); keeping %d cached keys",
-                        self.config.jwks_url, type(e).__name__, len(self._jwks))
-            return
-        self._jwks = {k.key_id: k for k in jwk_set.keys if k.key_id}
+        if kid is not None and not isinstance(kid, str):
+            return []
+        return await self._published.lookup(kid) + self._static_keys
 
 
 def load_public_key(path: Path):
@@ -183,9 +171,27 @@ def mint_token(config: TokenAuth, subject: str, now: float | None = None) -> dic
             "expiryOn": expires}
 
 
-def build_authenticator(config: AuthConfig) -> Authenticator:
+ENTRA_AUTHORITIES = ("https://login.microsoftonline.", "https://login.chinacloudapi.cn/", "https://sts.windows.net/",
+                     "https://sts.chinacloudapi.cn/")
+
+
+def token_source(config: TokenAuth) -> str:
+    """One line for a service whose tokens an OIDC issuer signs: this stack cannot mint them, the issuer does."""
+    audience = config.audience if isinstance(config.audience, str) else config.audience[0]
+    if config.issuer.startswith(ENTRA_AUTHORITIES):
+        return (f"tokens come from Microsoft Entra ID ({config.issuer}), not from this stack: "
+                f"az account get-access-token --scope {audience}/.default --query accessToken -o tsv")
+    return (f"tokens come from the identity provider {config.issuer}, not from this stack: ask it for an access "
+            f"token with audience {audience}")
+
+
+def build_authenticator(config: AuthConfig, key_sets: KeySets | None = None) -> Authenticator:
+    """`key_sets`: shared by the router's services, so services trusting one issuer share its fetched keys."""
     if config.mode == "none":
         return AllowAll()
     if config.mode == "key":
         return KeyAuth(config.key_files)
-    return JwtAuth(config.token)
+    token = config.token
+    published = key_sets.for_config(token) if key_sets is not None and (token.jwks_url or token.discovery_url) \
+        else None
+    return JwtAuth(token, published)

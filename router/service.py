@@ -5,6 +5,7 @@ import bisect
 import random
 
 from .auth import Authenticator, build_authenticator
+from .jwks import KeySets
 from .autoscaler import Autoscaler
 from .backends import Backend
 from .pool import Prober, ReplicaPool
@@ -13,11 +14,11 @@ from .settings import EndpointConfig, ServiceConfig
 
 class Service:
     def __init__(self, name: str, config: ServiceConfig, backend: Backend, prober: Prober | None,
-                 probe_interval: float) -> None:
+                 probe_interval: float, key_sets: KeySets | None = None) -> None:
         self.name = name
         self.config = config
         self.backend = backend
-        self.auth: Authenticator = build_authenticator(config.auth)
+        self.auth: Authenticator = build_authenticator(config.auth, key_sets)
         self.pool = ReplicaPool(name, config.requests.max_concurrent_per_replica, prober, probe_interval)
         limits = config.requests
         self.queue_wait = limits.max_queue_wait_ms / 1000
@@ -36,9 +37,9 @@ class Endpoint:
     """Picks a version by traffic share; `azureml-model-deployment: <version>` pins one."""
 
     def __init__(self, name: str, config: EndpointConfig, services: dict[str, Service],
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, key_sets: KeySets | None = None) -> None:
         self.name = name
-        self.auth: Authenticator = build_authenticator(config.auth)
+        self.auth: Authenticator = build_authenticator(config.auth, key_sets)
         self.versions = {v: services[spec.service] for v, spec in config.versions.items()}
         shares = [(v, s) for v, s in config.traffic_shares().items() if s > 0]
         self._names = [v for v, _ in shares]

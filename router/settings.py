@@ -34,10 +34,15 @@ class TokenAuth(Model):
     """JWT validation (and, with signingKeyFile, minting via `python -m router token`)."""
 
     issuer: str
-    audience: str
+    audience: str | Annotated[list[str], Field(min_length=1)]  # a list: `aud` must be one of them
     algorithms: list[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]] = ["RS256"]
     jwks_url: str | None = None
+    # OIDC: the issuer's discovery document; its `issuer` must be ours and its `jwks_uri` gives the keys
+    discovery_url: str | None = None
+    ca_file: Path | None = None  # PEM CAs trusted for discovery and JWKS fetches instead of the system's
     jwks_cache_seconds: float = Field(300, gt=0)
+    jwks_refetch_seconds: float = Field(10, ge=1)  # an unknown `kid` refetches at most this often
+    fetch_timeout_seconds: float = Field(5, gt=0, le=30)  # each discovery + JWKS fetch, all in
     public_key_files: list[Path] = []
     signing_key_file: Path | None = None  # private key for minting tokens without a cloud IdP
     key_id: str | None = None  # `kid` put in minted tokens
@@ -47,9 +52,20 @@ class TokenAuth(Model):
 
     @model_validator(mode="after")
     def _has_verification_keys(self) -> "TokenAuth":
-        if not self.jwks_url and not self.public_key_files and not self.signing_key_file:
-            raise ValueError("token auth needs jwksUrl, publicKeyFiles or signingKeyFile")
+        if not (self.jwks_url or self.discovery_url or self.public_key_files or self.signing_key_file):
+            raise ValueError("token auth needs discoveryUrl, jwksUrl, publicKeyFiles or signingKeyFile")
+        if self.discovery_url is not None:
+            _check_discovery(self)
         return self
+
+
+def _check_discovery(token: TokenAuth) -> None:
+    """An OIDC issuer's keys are the only ones trusted (no mixing with local keys), fetched over HTTPS only."""
+    if not re.match(r"^https://[^/?#\s]+(/[^?#\s]*)?$", token.discovery_url):
+        raise ValueError(f"token.discoveryUrl {token.discovery_url!r} must be an https:// URL")
+    if token.jwks_url or token.public_key_files or token.signing_key_file:
+        raise ValueError("token.discoveryUrl: the issuer's published keys are the only ones trusted; "
+                         "remove jwksUrl, publicKeyFiles and signingKeyFile")
 
 
 class AuthConfig(Model):
