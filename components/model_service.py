@@ -15,6 +15,7 @@ from typing import Optional
 
 import pulumi
 
+from components import app_insights
 from components.config import AuthSettings, DeploymentSpec
 from components.model_refs import MODELS_FOLDER, ModelRef, model_dir
 from components.image import APP_ROOT, APP_UID, PORT
@@ -195,7 +196,8 @@ def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Pl
         "workingDir": CODE_DIR,  # relative paths in the script mean what they meant in its source folder
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
                   {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "env": [{"name": k, "value": v} for k, v in env.items()]
+               + (app_insights.model_env() if spec.enable_app_insights else []),  # values from a Secret
         "resources": resources(spec.cpu_cores, spec.memory_gb, spec.cpu_cores_limit, spec.memory_gb_limit,
                                spec.gpu_cores),
         "securityContext": container_security(),

@@ -18,6 +18,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import app_insights
 from components.auto_tls import SOLVER_LABEL, SOLVER_PORT, AutoTls
 from components.config import AuthSettings, DeploymentSpec, StackConfig
 from components.image import PORT as MODEL_PORT
@@ -89,7 +90,10 @@ class Router(pulumi.ComponentResource):
 
     def __init__(self, name: str, cfg: StackConfig, *, config_json: str, image: pulumi.Input[str], location: str,
                  models_namespaces: dict[str, k8s.core.v1.Namespace], token_public_key: Optional[pulumi.Input[str]],
+                 app_insights_connection_string: Optional[pulumi.Output[str]] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
+        """`app_insights_connection_string`: given when a service has enableAppInsights; the router's pods read
+        it from a Secret in their namespace."""
         super().__init__("aks-serving:index:Router", name, None, opts)
         self._name, self._cfg = name, cfg
         self.dns_name = f"{cfg.router.tls.leaf_domain_label}.{location}.cloudapp.azure.com"
@@ -101,6 +105,10 @@ class Router(pulumi.ComponentResource):
         self._rbac(ns_name, models_namespaces, in_ns)
         k8s.core.v1.ConfigMap(f"{name}-config", metadata=self._meta("router-config", ns_name),
                               data={CONFIG_FILE: config_json}, opts=in_ns)
+        self._app_insights = app_insights_connection_string is not None
+        if self._app_insights:
+            app_insights.connection_secret(f"{name}-app-insights", ns_name, app_insights_connection_string,
+                                           labels("app-insights", "router"), in_ns)
         volumes, mounts = self._volumes(ns_name, token_public_key, in_ns)
         production = cfg.cluster.purpose == "production"
         self._deployment(ns_name, image, config_json, volumes, mounts, production, in_ns)
@@ -192,7 +200,8 @@ class Router(pulumi.ComponentResource):
                         if self._cfg.router.tls.mode != "off" else [])
                      + ([{"name": "acme", "containerPort": ACME_PORT, "protocol": "TCP"}]
                         if self._cfg.router.tls.mode == "auto" else []),
-            "env": [{"name": "POD_NAME", **field("metadata.name")}, {"name": "POD_IP", **field("status.podIP")}],
+            "env": [{"name": "POD_NAME", **field("metadata.name")}, {"name": "POD_IP", **field("status.podIP")}]
+                   + (app_insights.router_env() if self._app_insights else []),
             "resources": resources(0.5, 0.25, cpu_limit=2, memory_gb_limit=0.5),
             "securityContext": container_security(),
             "volumeMounts": mounts,

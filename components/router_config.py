@@ -48,7 +48,10 @@ def render_router_config(cfg: StackConfig, backend: BackendFor, auth: AuthFor,
 
 
 def _service(cfg: StackConfig, spec: DeploymentSpec, backend: dict, auth: dict) -> dict:
+    # The flag only where it is on, so a stack without it keeps its router config (and pods) unchanged.
+    telemetry = {"appInsights": True} if spec.enable_app_insights else {}
     return {
+        **telemetry,
         "auth": auth,
         "backend": backend,
         "requests": {

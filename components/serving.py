@@ -11,6 +11,7 @@ from typing import Optional
 
 import pulumi
 
+from components import app_insights
 from components.cluster import ModelCluster
 from components.config import DeploymentSpec, ServiceSpec, StackConfig, version_service_name
 from components.endpoint import ModelEndpoint
@@ -23,6 +24,7 @@ from components.plumbing import DEVICE_PLUGIN_IMAGE, ModelsNamespace, device_plu
 from components.router import Router, uses_token_auth
 from components.source_image import SourceImage
 from components.webservice_info import endpoint_info, service_info
+from components.workload import labels
 from components.workspace import Workspace
 from policies.rules import capacity
 
@@ -58,11 +60,19 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
                   for env in {spec.environment for _, _, spec in cfg.deployments()}}
     fetcher = SourceImage("fetcher-image", root / "fetcher", registry)
     signing_key = TokenSigningKey("token-signing") if uses_token_auth(cfg) else None
+    # Application Insights (enableAppInsights): the connection string as a Secret beside the router and
+    # beside each model that records to it; nothing for a stack where no service asks for it.
+    insights_namespaces = app_insights.models_namespaces_with_app_insights(cfg)
+    insights = workspace.app_insights_connection_string if insights_namespaces else None
+    for ns in insights_namespaces:
+        app_insights.connection_secret(f"app-insights-{ns}", namespaces[ns].name, insights,
+                                       labels("app-insights", "model"), on_cluster)
     router = Router("router", cfg, config_json=router_config,
                     image=SourceImage("router-image", root / "router", registry).image_ref,
                     location=cfg.cluster.location or cfg.workspace.location,
                     models_namespaces={n: ns.namespace for n, ns in namespaces.items()},
-                    token_public_key=signing_key.public_key_pem if signing_key else None, opts=on_cluster)
+                    token_public_key=signing_key.public_key_pem if signing_key else None,
+                    app_insights_connection_string=insights, opts=on_cluster)
 
     def make_service(name: str, spec: DeploymentSpec, opts: pulumi.ResourceOptions,
                      auth: Optional[ServiceSpec] = None, annotations: Optional[dict] = None) -> ModelService:
