@@ -28,7 +28,8 @@ def main() -> None:
         pulumi.log.warn(warning)
 
     production = cfg.cluster.purpose == "production"
-    workspace = Workspace("workspace", cfg.workspace, production=production)
+    workspace = Workspace("workspace", cfg.workspace, production=production,
+                          retain_group=cfg.cluster.retained and not cfg.cluster.resource_group)
     cluster = ModelCluster(
         "cluster", cfg.cluster, resource_group_name=cfg.cluster.resource_group or workspace.resource_group_name,
         location=cfg.workspace.location, log_analytics_workspace_id=workspace.log_analytics_workspace_id,

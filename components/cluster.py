@@ -114,7 +114,7 @@ class ModelCluster(pulumi.ComponentResource):
                 container_insights(name, cluster_id=cluster.id, cluster_name=config.name,
                                    resource_group_name=resource_group_name, workspace_location=location,
                                    log_analytics_workspace_id=log_analytics_workspace_id,
-                                   opts=pulumi.ResourceOptions(parent=self))
+                                   opts=pulumi.ResourceOptions(parent=self, retain_on_delete=config.retained))
             self.cluster_name = cluster.name
             self.resource_group_name = pulumi.Output.from_input(resource_group_name)
             self.kubelet_object_id = cluster.identity_profile.apply(
@@ -189,7 +189,7 @@ class ModelCluster(pulumi.ComponentResource):
             sku=containerservice.ManagedClusterSKUArgs(
                 name="Base", tier=c.sku_tier or ("Standard" if c.purpose == "production" else "Free")),
             tags={"cluster-purpose": c.purpose, "managed-by": "aks-serving"},
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, retain_on_delete=c.retained),
         )
 
     def _network_profile(self) -> containerservice.ContainerServiceNetworkProfileArgs:
@@ -256,7 +256,9 @@ class ModelCluster(pulumi.ComponentResource):
                 node_taints=[GPU_TAINT] if gpu else None,
                 # AKS installs the NVIDIA driver; the device plugin comes with the serving stack.
                 gpu_profile=containerservice.GPUProfileArgs(driver="Install") if gpu else None,
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, depends_on=created[-1:]),
+                # A retained cluster keeps its pools: deleting one would drain its nodes out of the kept cluster.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, depends_on=created[-1:],
+                                            retain_on_delete=self._config.retained),
             ))
         return created
 

@@ -34,13 +34,15 @@ class Workspace(pulumi.ComponentResource):
     log_analytics_workspace_id: pulumi.Output[str]
     app_insights_connection_string: pulumi.Output[Optional[str]]  # secret
 
-    def __init__(self, name: str, config: WorkspaceConfig, *, production: bool,
+    def __init__(self, name: str, config: WorkspaceConfig, *, production: bool, retain_group: bool = False,
                  opts: Optional[pulumi.ResourceOptions] = None):
+        """`retain_group`: the resource group holds a retained cluster. Deleting a group deletes all it holds,
+        whatever Pulumi tracks, so the group is kept too (Pulumi still deletes each of its own resources)."""
         super().__init__("aks-serving:index:Workspace", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         common = {"location": config.location, "tags": {"managed-by": "aks-serving"}}
-        group = resources.ResourceGroup(f"{name}-rg", resource_group_name=config.resource_group_name,
-                                        **common, opts=child)
+        group = resources.ResourceGroup(f"{name}-rg", resource_group_name=config.resource_group_name, **common,
+                                        opts=pulumi.ResourceOptions(parent=self, retain_on_delete=retain_group))
         rg = group.name
         # Registry and storage names are global across Azure: a stable random suffix keeps them unique.
         suffix = random.RandomString(f"{name}-suffix", length=6, special=False, upper=False, opts=child).result

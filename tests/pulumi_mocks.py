@@ -53,6 +53,7 @@ class Registered:
     # the mock's state holds them plain, so whoever writes a record out must redact them.
     secret_outputs: list[str] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)  # names of the resources it waits for
+    retain_on_delete: bool = False  # `pulumi destroy` (or dropping it from the program) leaves it in Azure
 
 
 @dataclass
@@ -181,7 +182,8 @@ class RecordingMonitor(mocks.MockMonitor):
         self.mocks.created.append(Registered(
             request.type, request.name, dict(state) if request.custom else {},
             request.parent, list(request.ignoreChanges), list(request.additionalSecretOutputs),
-            sorted({dependency.rsplit("::", 1)[-1] for dependency in request.dependencies})))
+            sorted({dependency.rsplit("::", 1)[-1] for dependency in request.dependencies}),
+            bool(request.retainOnDelete)))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_,
                                                      object=_outputs(request.object, inputs, state))
 

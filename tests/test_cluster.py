@@ -5,7 +5,7 @@ import pulumi
 import pytest
 import yaml
 
-from components.config import SECRET_PATHS
+from components.config import secret_values
 from pulumi_mocks import SERVER_ID, SUBSCRIPTION, AzureStandIn, run_program, stack_file_config
 
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
@@ -327,10 +327,28 @@ def test_a_tls_key_set_as_a_secret_is_accepted():
 
 def test_stack_files_hold_no_plain_text_secret():
     for stack in ("dev", "prod", "v1"):
-        config = stack_file_config(stack)
-        for path in SECRET_PATHS:
-            section, *rest = path.split(".")
-            value = config.get(section)
-            for part in rest:
-                value = value.get(part) if isinstance(value, dict) else None
-            assert value is None or set(value) == {"secure"}, f"Pulumi.{stack}.yaml: {path} in plain text"
+        for path, value in secret_values(stack_file_config(stack)).items():
+            assert isinstance(value, dict) and set(value) == {"secure"}, f"Pulumi.{stack}.yaml: {path} in plain text"
+
+
+def test_a_production_cluster_outlives_the_stack_as_v1s_detach_kept_it(prod):
+    # v1's detach never deleted the cluster; so `pulumi destroy` and a switch to attach leave it, its pools, its
+    # monitoring rule and the group that holds it (deleting a group deletes everything in it).
+    kept = {r.name for r in prod.resources if r.retain_on_delete}
+    assert {"cluster-aks", "cluster-pool-cpu", "cluster-pool-gpu", "cluster-dcr", "cluster-dcr-association",
+            "workspace-rg"} <= kept
+    assert "workspace-registry" not in kept and "workspace-storage" not in kept
+
+
+def test_a_dev_test_cluster_is_deleted_with_its_stack_unless_retained(dev):
+    assert not [r.name for r in dev.resources if r.retain_on_delete]
+    run = run_program(with_cluster("dev", retainOnDelete=True), stack="dev")
+    assert {"cluster-aks", "workspace-rg"} <= {r.name for r in run.resources if r.retain_on_delete}
+
+
+def test_retain_on_delete_is_for_clusters_this_stack_creates():
+    from components.config import ConfigError, parse_stack_config
+    config = attach_config()
+    config["cluster"]["retainOnDelete"] = True
+    with pytest.raises(ConfigError, match="cluster.retainOnDelete: only for mode create; an attached cluster keeps"):
+        parse_stack_config(config)

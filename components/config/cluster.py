@@ -128,7 +128,8 @@ class Kubelogin(_Model):
 # Keys that describe a cluster to create; an attached cluster keeps what it has.
 _CREATE_ONLY = ("kubernetes_version", "vm_size", "node_count", "max_node_count", "zones", "node_pools",
                 "network", "api_server", "entra", "local_accounts", "upgrade_channel",
-                "node_os_upgrade_channel", "sku_tier", "azure_policy", "container_insights", "location")
+                "node_os_upgrade_channel", "sku_tier", "azure_policy", "container_insights", "location",
+                "retain_on_delete")
 
 
 class Cluster(_Model):
@@ -155,6 +156,9 @@ class Cluster(_Model):
     sku_tier: Optional[Literal["Free", "Standard", "Premium"]] = None
     azure_policy: bool = True
     container_insights: bool = True
+    # v1's detach kept the cluster: unset, a production cluster (its pools, its monitoring rule and the resource
+    # group that holds it) outlives `pulumi destroy` and a switch of the stack to attach.
+    retain_on_delete: Optional[bool] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -213,6 +217,12 @@ class Cluster(_Model):
         return [pool_capacity("system", self.vm_size, self.node_count, self.vcpus_per_node, "System")] + [
             pool_capacity(p.name, p.vm_size, p.node_count, p.vcpus_per_node, "User", f"nodePools[{i}].vmSize")
             for i, p in enumerate(self.node_pools)]
+
+    @property
+    def retained(self) -> bool:
+        """Whether the cluster this stack creates stays in Azure when the stack lets go of it."""
+        return not self.attached and (self.retain_on_delete if self.retain_on_delete is not None
+                                      else self.purpose == "production")
 
     @property
     def attached(self) -> bool:
