@@ -23,7 +23,8 @@ from components.auto_tls import SOLVER_LABEL, SOLVER_PORT, AutoTls
 from components.config import AuthSettings, DeploymentSpec, StackConfig
 from components.image import PORT as MODEL_PORT
 from components.keys import key_secret_labels
-from components.router_config import CONFIG_FILE, check_config_size, config_text, render_router_config
+from components.router_config import (CONFIG_FILE, check_config_size, config_text, oidc_token_auth,
+                                      render_router_config)
 from components.workload import (container_security, labels, namespace_labels, pod_security, resources,
                                  selector, tmp_volume)
 
@@ -48,6 +49,8 @@ def router_config(cfg: StackConfig, namespace: str) -> dict:
     def auth(name: str, settings: AuthSettings) -> dict:
         if settings.auth_mode == "key":
             return {"mode": "key", "keySecretLabels": key_secret_labels(name)}
+        if settings.token_auth is not None:  # the pods need outbound HTTPS to the issuer (no egress policy here)
+            return oidc_token_auth(settings.token_auth)
         if settings.auth_mode == "token":
             return {"mode": "token", "token": {"issuer": TOKEN_ISSUER, "audience": name,
                                                "publicKeyFiles": [f"{TOKEN_DIR}/public.pem"]}}
@@ -79,7 +82,9 @@ def shutdown_grace_seconds(cfg: StackConfig) -> int:
 
 
 def uses_token_auth(cfg: StackConfig) -> bool:
-    return any(s.auth_mode == "token" for s in [*cfg.services.values(), *cfg.endpoints.values()])
+    """Whether any service or endpoint takes tokens signed by the stack's own key (those that name an OIDC
+    issuer need no signing key)."""
+    return any(s.uses_stack_tokens for s in [*cfg.services.values(), *cfg.endpoints.values()])
 
 
 class Router(pulumi.ComponentResource):

@@ -11,6 +11,7 @@ import json
 from typing import Any, Callable
 
 from components.config import AuthSettings, ConfigError, DeploymentSpec, StackConfig, version_service_name
+from components.config.token_auth import TokenAuth
 from router.settings import RouterConfig
 
 CONFIG_FILE = "config.json"  # the router reads a file by its suffix: json.loads, where YAML would be pure Python
@@ -45,6 +46,15 @@ def render_router_config(cfg: StackConfig, backend: BackendFor, auth: AuthFor,
     document = {"services": services, "endpoints": endpoints, "router": options}
     RouterConfig.model_validate(document)
     return document
+
+
+def oidc_token_auth(token: TokenAuth) -> dict:
+    """The router's token settings for a service that trusts an OIDC issuer: the same on the cluster and under
+    `make run`, with nothing of the stack's own signing key (the issuer's published keys only)."""
+    audiences = token.audiences
+    return {"mode": "token", "token": {"issuer": token.issuer_url, "discoveryUrl": token.discovery_url,
+                                       "audience": audiences[0] if len(audiences) == 1 else audiences,
+                                       "algorithms": list(token.algorithms)}}
 
 
 def _service(cfg: StackConfig, spec: DeploymentSpec, backend: dict, auth: dict) -> dict:

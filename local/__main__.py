@@ -50,6 +50,10 @@ def _token(deployment: LocalDeployment, name: str | None) -> int:
         return 2
     settings = RouterConfig.model_validate(document)
     auth = (settings.services.get(name) or settings.endpoints[name]).auth.token
+    if auth.discovery_url is not None:  # an OIDC issuer signs this service's tokens; nothing here can
+        from router.auth import token_source
+        print(f"SERVICE={name}: {token_source(auth)}", file=sys.stderr)
+        return 2
     print(json.dumps(mint_token(auth, subject="local-user")))
     return 0
 

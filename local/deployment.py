@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from components.config import AuthSettings, ConfigError, DeploymentSpec, StackConfig, config_warnings, load_stack_file
 from components.conda import CondaFileError, read_conda_file
 from components.config.files import missing_files
-from components.router_config import render_router_config
+from components.router_config import oidc_token_auth, render_router_config
 from local import preflight
 from local.app_layout import AppLayout
 from local.environments import EnvironmentBuildError, ensure_environment, environment_python
@@ -153,6 +153,8 @@ class LocalDeployment:
         if settings.auth_mode == "key":
             primary, secondary = ensure_keys(self.state / "keys" / name)
             return {"mode": "key", "keyFiles": [str(primary), str(secondary)]}
+        if settings.token_auth is not None:  # validated as on the cluster; this machine fetches the issuer's keys
+            return oidc_token_auth(settings.token_auth)
         if settings.auth_mode == "token":
             key = ensure_signing_key(self.state / "tokens" / f"{name}.pem")
             return {"mode": "token", "token": {"issuer": f"{LOCAL_ISSUER}/{self.stack}", "audience": name,
@@ -180,6 +182,8 @@ class LocalDeployment:
         if settings.auth_mode == "key":
             primary, secondary = ensure_keys(self.state / "keys" / name)
             entry.update(primaryKey=primary.read_text(), secondaryKey=secondary.read_text())
+        elif settings.token_auth is not None:
+            entry["tokenIssuer"] = settings.token_auth.issuer_url  # tokens come from there, not from make token
         elif settings.auth_mode == "token":
             entry["tokenCommand"] = f"make token STACK={self.stack} SERVICE={name}"
         return entry

@@ -40,7 +40,8 @@ def key_paths(model: type[BaseModel], prefix: str = ""):
 def test_every_config_key_is_in_the_readme():
     missing = [p for p, _ in key_paths(StackConfig) if p not in ROWS and not grouped(p)
                and not p.startswith(("endpoints.<name>.authEnabled", "endpoints.<name>.tokenAuthEnabled",
-                                     "endpoints.<name>.keys.", "endpoints.<name>.description",
+                                     "endpoints.<name>.keys.", "endpoints.<name>.tokenAuth.",
+                                     "endpoints.<name>.description",
                                      "endpoints.<name>.tags", "endpoints.<name>.properties"))]
     assert missing == []
 

@@ -68,3 +68,71 @@ config:
     with pytest.raises(ConfigError) as error:
         load_stack_file(stack)
     assert "router.limits.sendTimeoutSeconds" in str(error.value)
+
+
+# ---------------------------------------------------------------- token auth from an OIDC issuer
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+OIDC_STACK = f"""
+config:
+  aks-serving:workspace: {{name: mlw, location: westeurope}}
+  aks-serving:cluster: {{name: aks-dev, purpose: dev-test, vmSize: Standard_D2s_v3, nodeCount: 1}}
+  aks-serving:environments: {{e: {{condaFile: models/sentiment/conda.yml}}}}
+  aks-serving:services:
+    entra:
+      environment: e
+      entryScript: models/sentiment/score.py
+      authEnabled: false
+      tokenAuthEnabled: true
+      tokenAuth: {{tenantId: {TENANT}, audience: ["api://scoring", "11111111-2222-3333-4444-555555555555"]}}
+    own: {{environment: e, entryScript: models/sentiment/score.py, authEnabled: false, tokenAuthEnabled: true}}
+  aks-serving:endpoints:
+    ab-test:
+      authEnabled: false
+      tokenAuthEnabled: true
+      tokenAuth: {{issuer: "https://sts.windows.net/{TENANT}/", audience: "api://ab-test"}}
+      versions: {{v1: {{environment: e, entryScript: models/sentiment/score.py}}}}
+"""
+ENTRA_V2 = {"mode": "token", "token": {
+    "issuer": f"https://login.microsoftonline.com/{TENANT}/v2.0",
+    "discoveryUrl": f"https://login.microsoftonline.com/{TENANT}/v2.0/.well-known/openid-configuration",
+    "audience": ["api://scoring", "11111111-2222-3333-4444-555555555555"], "algorithms": ["RS256"]}}
+ENTRA_V1 = {"mode": "token", "token": {
+    "issuer": f"https://sts.windows.net/{TENANT}/",
+    "discoveryUrl": f"https://sts.windows.net/{TENANT}/.well-known/openid-configuration",
+    "audience": "api://ab-test", "algorithms": ["RS256"]}}
+
+
+@pytest.fixture
+def oidc_stack(tmp_path):
+    stack = tmp_path / "Pulumi.oidc.yaml"
+    stack.write_text(OIDC_STACK)
+    return stack
+
+
+def test_the_cluster_router_trusts_the_named_issuer_and_only_its_keys(oidc_stack):
+    from components.router import router_config, uses_token_auth
+    cfg = load_stack_file(oidc_stack)
+    document = router_config(cfg, "aks-serving")
+    assert document["services"]["entra"]["auth"] == ENTRA_V2  # no publicKeyFiles: the stack key is not trusted
+    assert document["endpoints"]["ab-test"]["auth"] == ENTRA_V1 == document["services"]["ab-test-v1"]["auth"]
+    assert document["services"]["own"]["auth"]["token"] == {"issuer": "aks-serving", "audience": "own",
+                                                           "publicKeyFiles": ["/etc/router/token/public.pem"]}
+    RouterConfig.model_validate(document)
+    assert uses_token_auth(cfg)  # `own` still needs the stack's signing key ...
+    only_oidc = oidc_stack.read_text().replace(
+        "    own: {environment: e, entryScript: models/sentiment/score.py, authEnabled: false, tokenAuthEnabled: true}\n",
+        "")
+    oidc_stack.write_text(only_oidc)
+    assert not uses_token_auth(load_stack_file(oidc_stack))  # ... a stack of issuer-trusting services does not
+
+
+def test_make_run_trusts_the_same_issuer_as_the_cluster(oidc_stack, tmp_path):
+    from local.deployment import LocalDeployment
+    local = LocalDeployment("oidc", stack_file=oidc_stack, state_dir=tmp_path / "state")
+    cfg = local.load()
+    assert local._auth("entra", cfg.services["entra"]) == ENTRA_V2
+    assert local._auth("ab-test", cfg.endpoints["ab-test"]) == ENTRA_V1
+    assert "signingKeyFile" in local._auth("own", cfg.services["own"])["token"]  # the self-signed default stays
+    entry = local._entry("entra", cfg.services["entra"], "uri", "swagger")
+    assert entry["tokenIssuer"] == ENTRA_V2["token"]["issuer"] and "tokenCommand" not in entry

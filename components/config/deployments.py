@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from components.config_base import ConfigModel as _Model
 from components.config_base import check_named as _named
+from components.config.token_auth import TokenAuth
 from components.model_refs import ModelRef, duplicate_ids
 from policies.rules import naming
 
@@ -92,13 +93,21 @@ class AuthSettings(_Model):
 
     auth_enabled: Optional[bool] = None  # unset: on, unless token auth replaces it
     token_auth_enabled: bool = False
+    token_auth: Optional[TokenAuth] = None  # unset: tokens signed by the stack's own key; set: an OIDC issuer's
     keys: Keys = Keys()
 
     @model_validator(mode="after")
     def _auth_rules(self) -> "AuthSettings":
         if self.auth_enabled and self.token_auth_enabled:
             raise ValueError("tokenAuthEnabled: token auth replaces key auth; set authEnabled: false to use tokens")
+        if self.token_auth is not None and not self.token_auth_enabled:
+            raise ValueError("tokenAuth: applies to token auth only; set tokenAuthEnabled: true and authEnabled: false")
         return self
+
+    @property
+    def uses_stack_tokens(self) -> bool:
+        """Token auth with the stack's own signing key (no OIDC issuer named)."""
+        return self.token_auth_enabled and self.token_auth is None
 
     @property
     def auth_mode(self) -> Literal["key", "token", "none"]:
