@@ -17,7 +17,7 @@ from .metrics import Metrics, ServiceMetrics
 from .service import Endpoint, Service
 from .settings import RouterConfig
 from .status import status_document
-from .telemetry import from_environment as telemetry_from_environment
+from .telemetry import TelemetryCollector, from_environment as telemetry_from_environment
 from .http.upstream import UpstreamClient
 from .proxy import DROP_RESPONSE_HEADERS
 
@@ -33,6 +33,8 @@ class Router:
         self.access_log = AccessLog()
         # Application Insights request items, for the services that ask for them (None: none does).
         self.telemetry = telemetry_from_environment([n for n, s in config.services.items() if s.app_insights])
+        if self.telemetry is not None:
+            self.metrics.registry.register(TelemetryCollector(self.telemetry))
         self.session: aiohttp.ClientSession | None = None  # probes (the request path uses self.upstream)
         self.upstream = UpstreamClient(DROP_RESPONSE_HEADERS)
         self.ready = False
@@ -54,7 +56,7 @@ class Router:
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
         if self.telemetry is not None:
-            self.telemetry.start()
+            await self.telemetry.start()  # its exporter process
         if self.cluster is not None:
             await self.cluster.start(self)
         for service in self.services.values():
@@ -78,7 +80,7 @@ class Router:
             await self.session.close()
         self.access_log.flush()
         if self.telemetry is not None:
-            await asyncio.to_thread(self.telemetry.stop)  # the last batch goes out; the loop is not held
+            await self.telemetry.stop()  # the last batch goes out
 
     def _autoscaler_loop(self, service: Service) -> AutoscalerLoop:
         async def load() -> float:

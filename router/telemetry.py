@@ -1,140 +1,133 @@
 """Application Insights request telemetry: one request item per scoring request of a service that has
 `appInsights: true`, sent to the workspace's Application Insights by Azure Monitor's OpenTelemetry exporter.
 
-The request path only appends a tuple to a bounded deque (`record`, O(1), no lock: deque appends and pops
-are atomic). A daemon thread wakes every EXPORT_SECONDS, turns what is queued into OpenTelemetry server
-spans and posts them in batches of at most MAX_BATCH; nothing on the event loop waits for the network.
-When the deque is full (ingestion down or too slow), a request is not recorded and `dropped` counts it.
-The connection string (ingestion endpoint and key) comes from APPLICATIONINSIGHTS_CONNECTION_STRING, which
-the pod reads from a Kubernetes Secret; it is never in the router's config.
+The request path only appends a tuple to a bounded list (`record`, O(1)); when the list is full
+(ingestion down or too slow) the request is not recorded and `dropped` counts it. Every FLUSH_SECONDS the
+event loop hands what is queued, marshalled in one write, to an exporter process of its own
+(`router/telemetry_export.py`), which turns records into OpenTelemetry server spans and posts them in
+batches. A process, not a thread: the exporter spends ~200 us of Python per item, and a thread doing that
+would hold the GIL the event loop needs (up to the 5 ms switch interval at a time). If that process falls
+behind, its pipe fills and whole batches are dropped and counted; the event loop never waits for it.
+The connection string comes from APPLICATIONINSIGHTS_CONNECTION_STRING (a Kubernetes Secret in a pod),
+which the exporter process inherits; it is never in the router's config.
 """
 from __future__ import annotations
 
-import collections
+import asyncio
+import json
 import logging
+import marshal
 import os
-import threading
+import struct
+import sys
 import time
-
-from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from pathlib import Path
 
 log = logging.getLogger("router.telemetry")
 
 CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
-EXPORT_SECONDS = 1.0
-MAX_BATCH = 512  # items per POST to the ingestion endpoint
-MAX_BUFFERED = 20_000  # about 4 s of requests at 5,000/s before recording drops
-STOP_SECONDS = 5.0  # what a shutdown waits for the last batch
-CLOUD_ROLE = "aks-serving-router"  # ai.cloud.role: the router's items stand apart from the model servers'
-
-# The exporter's own side channels are off unless the pod asks for them: statsbeat and the OneSettings
-# control plane reach Microsoft's endpoints on threads of their own, SDK stats add items to the user's
-# resource, and offline storage needs a writable disk (the router's root filesystem is read-only).
-_EXPORTER_DEFAULTS = {"APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
-                      "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
-                      "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true"}
+FLUSH_SECONDS = 0.2
+MAX_BUFFERED = 20_000  # records between flushes: 100,000 requests a second before recording drops
+MAX_PENDING_BYTES = 8 * 1024 * 1024  # written to the exporter process but not yet read by it
+STOP_SECONDS = 10.0  # what a shutdown waits for the exporter process to send what it holds
+FRAME = struct.Struct("<I")  # each write: its length, then marshal.dumps((wall-clock offset, records))
+EXPORTER_COMMAND = [sys.executable, "-m", "router.telemetry_export"]
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # where `-m router.telemetry_export` finds the package
 
 
 class RequestTelemetry:
-    """Queues request records on the event loop and exports them from a thread of its own."""
+    """Queues request records on the event loop and hands them to the exporter process in batches."""
 
-    def __init__(self, exporter: SpanExporter, provider: TracerProvider, *, export_seconds: float = EXPORT_SECONDS,
-                 max_buffered: int = MAX_BUFFERED, max_batch: int = MAX_BATCH) -> None:
-        """`exporter`: an OpenTelemetry SpanExporter (AzureMonitorTraceExporter in a pod); `provider`: the
-        TracerProvider whose resource names the router (the exporter is given the same one)."""
-        self._exporter = exporter
-        self._tracer = provider.get_tracer("router")
-        self._buffer: collections.deque = collections.deque()
+    def __init__(self, command: list[str] = EXPORTER_COMMAND, *, max_buffered: int = MAX_BUFFERED,
+                 flush_seconds: float = FLUSH_SECONDS, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+        self._command = command
+        self._buffer: list[tuple] = []
         self._max_buffered = max_buffered
-        self._max_batch = max_batch
-        self._export_seconds = export_seconds
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.dropped = 0  # not recorded: the buffer was full
-        self.exported = 0
+        self._flush_seconds = flush_seconds
+        self._max_pending = max_pending_bytes
+        self._process: asyncio.subprocess.Process | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.dropped = 0  # not recorded: the buffer was full, the exporter behind, or gone
+        self.exported = 0  # accepted by the ingestion endpoint (as the exporter process reports)
         self.failed = 0  # recorded, but the ingestion endpoint did not take them
 
     def record(self, service: str, version: str | None, method: bytes, path: str, status: int, request_id: bytes,
                started: float, seconds: float) -> None:
         """The request path's one call: `started` is time.monotonic() at arrival, `seconds` the time taken.
-        Bytes stay bytes here; the export thread decodes them."""
+        Bytes stay bytes here; the exporter process decodes them."""
         buffer = self._buffer
         if len(buffer) >= self._max_buffered:
             self.dropped += 1
             return
         buffer.append((started, seconds, service, version, method, path, status, request_id))
 
-    # ---- export thread -------------------------------------------------------------------------
+    async def start(self) -> None:
+        # Its stderr is ours: the exporter's own errors land in the router's log.
+        self._process = await asyncio.create_subprocess_exec(*self._command, stdin=asyncio.subprocess.PIPE,
+                                                             stdout=asyncio.subprocess.PIPE, cwd=PACKAGE_PARENT)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._flush_every()), loop.create_task(self._read_counts())]
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="app-insights-export", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Send what is queued (bounded by STOP_SECONDS) and end the thread."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(STOP_SECONDS)
-        self._exporter.shutdown()
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._export_seconds):
-            self.export_queued()
-        self.export_queued()
-
-    def export_queued(self) -> None:
-        buffer = self._buffer
-        while buffer:
-            # Monotonic arrival times become wall-clock times with one offset per batch.
-            offset = time.time() - time.monotonic()
-            batch = [buffer.popleft() for _ in range(min(len(buffer), self._max_batch))]
-            spans = [self._span(record, offset) for record in batch]
+    async def stop(self) -> None:
+        """Hand over what is queued, let the exporter process send it (bounded by STOP_SECONDS), end it."""
+        for task in self._tasks[:1]:
+            task.cancel()
+        self.flush()
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            process.stdin.close()  # end of input: the exporter sends what it holds and exits
             try:
-                ok = self._exporter.export(spans) == SpanExportResult.SUCCESS
-            except Exception:  # noqa: BLE001 - telemetry must never take the router down
-                log.exception("exporting request telemetry failed")
-                ok = False
-            if ok:
-                self.exported += len(batch)
-            else:
-                self.failed += len(batch)
+                await asyncio.wait_for(process.wait(), STOP_SECONDS)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _span(self, record: tuple, offset: float):
-        started, seconds, service, version, method, path, status, request_id = record
-        method, request_id = method.decode("latin-1"), request_id.decode("latin-1")
-        start_ns = int((started + offset) * 1e9)
-        attributes = {"http.request.method": method, "http.route": path, "url.path": path,
-                      "http.response.status_code": status, "service": service, "requestId": request_id}
-        if version is not None:
-            attributes["version"] = version
-        span = self._tracer.start_span(f"{method} {path}", context=Context(), kind=SpanKind.SERVER,
-                                       attributes=attributes, start_time=start_ns)
-        if status >= 500:  # 4xx is the client's failure; App Insights marks those unsuccessful by code
-            span.set_status(Status(StatusCode.ERROR))
-        span.end(end_time=start_ns + int(seconds * 1e9))
-        return span
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        process = self._process
+        if process is None or process.returncode is not None or process.stdin.is_closing():
+            self.dropped += len(batch)
+            return
+        if process.stdin.transport.get_write_buffer_size() > self._max_pending:
+            self.dropped += len(batch)  # the exporter is behind: drop rather than grow
+            return
+        payload = marshal.dumps((time.time() - time.monotonic(), batch))
+        process.stdin.write(FRAME.pack(len(payload)) + payload)
+
+    async def _read_counts(self) -> None:
+        """The exporter process reports its running totals, one JSON line after each batch it posts."""
+        async for line in self._process.stdout:
+            counts = json.loads(line)
+            self.exported, self.failed = counts["exported"], counts["failed"]
+        if self._process is not None and (await self._process.wait()) != 0:
+            log.error("the Application Insights exporter process exited with %s; requests are no longer recorded",
+                      self._process.returncode)
 
 
-def tracer_provider() -> TracerProvider:
-    """The router's resource: ai.cloud.role and, in a pod, ai.cloud.roleInstance."""
-    attributes = {"service.name": CLOUD_ROLE}
-    if pod := os.environ.get("POD_NAME"):
-        attributes["service.instance.id"] = pod
-    return TracerProvider(resource=Resource.create(attributes))
+class TelemetryCollector:
+    """router_telemetry_items_total{outcome=exported|failed|dropped}, read at scrape time."""
 
+    def __init__(self, telemetry: RequestTelemetry) -> None:
+        self._telemetry = telemetry
 
-def azure_monitor_exporter(connection_string: str, provider: TracerProvider) -> SpanExporter:
-    for key, value in _EXPORTER_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
 
-    # The exporter reports the provider's resource; without one it looks for a global provider.
-    return AzureMonitorTraceExporter(connection_string=connection_string, disable_offline_storage=True,
-                                     tracer_provider=provider)
+        items = CounterMetricFamily("router_telemetry_items", "Application Insights request items, by outcome",
+                                    labels=["outcome"])
+        for outcome in ("exported", "failed", "dropped"):
+            items.add_metric([outcome], getattr(self._telemetry, outcome))
+        yield items
 
 
 def from_environment(services: list[str]) -> RequestTelemetry | None:
@@ -144,10 +137,8 @@ def from_environment(services: list[str]) -> RequestTelemetry | None:
     """
     if not services:
         return None
-    connection_string = os.environ.get(CONNECTION_STRING_ENV)
-    if not connection_string:
+    if not os.environ.get(CONNECTION_STRING_ENV):
         log.error("services %s have appInsights on, but %s is not set: no request telemetry is sent",
                   ", ".join(services), CONNECTION_STRING_ENV)
         return None
-    provider = tracer_provider()
-    return RequestTelemetry(azure_monitor_exporter(connection_string, provider), provider)
+    return RequestTelemetry()

@@ -9,7 +9,7 @@ import pytest_asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ingestion_standin import IngestionStandIn
-from router import telemetry
+from router import telemetry, telemetry_export
 from router_testkit import PRIMARY, service_config
 
 AUTH = {"Authorization": f"Bearer {PRIMARY}"}
@@ -74,8 +74,11 @@ async def test_every_request_of_an_app_insights_service_is_one_request_item(mode
     assert 0.3 <= seconds(items["slow"]["duration"]) < 1  # cut off at the scoring timeout
     assert 0.1 <= seconds(items["queued"]["duration"]) < 0.5  # refused after the queue wait
     role = {e["tags"]["ai.cloud.role"] for e in ingestion.envelopes if e["data"]["baseType"] == "RequestData"}
-    assert role == {telemetry.CLOUD_ROLE}
-    assert router.telemetry.dropped == 0 and router.telemetry.failed == 0
+    assert role == {telemetry_export.CLOUD_ROLE}
+    assert (router.telemetry.exported, router.telemetry.dropped, router.telemetry.failed) == (len(answers), 0, 0)
+    page = (await router.metrics_page(None)).body.decode()
+    assert f'router_telemetry_items_total{{outcome="exported"}} {len(answers)}.0' in page
+    assert 'router_telemetry_items_total{outcome="dropped"} 0.0' in page
 
 
 @pytest.mark.asyncio
@@ -90,18 +93,30 @@ async def test_without_a_connection_string_the_router_serves_and_records_nothing
     assert (await client.post("/api/v1/service/echo/score", data=b"{}")).status == 200
 
 
-def test_a_full_buffer_drops_and_counts_and_export_sends_in_batches():
-    exporter = InMemorySpanExporter()
-    recorder = telemetry.RequestTelemetry(exporter, telemetry.tracer_provider(), max_buffered=5, max_batch=2)
+
+def test_a_full_buffer_drops_and_counts():
+    recorder = telemetry.RequestTelemetry(max_buffered=5)
     for i in range(8):
         recorder.record("echo", None, b"POST", "/api/v1/service/echo/score", 200, b"r%d" % i, 100.0 + i, 0.25)
     assert recorder.dropped == 3  # the request path never waits for room
-    recorder.export_queued()
+    recorder.flush()  # no exporter process (never started): the batch is dropped and counted, not kept
+    assert recorder.dropped == 8
+
+
+def test_records_become_server_spans_posted_in_batches():
+    exporter = InMemorySpanExporter()
+    posts = []
+    recorder = telemetry_export.Exporter(exporter, telemetry_export.tracer_provider(), max_batch=2)
+    records = [(100.0 + i, 0.25, "echo", "v1" if i else None, b"POST", "/api/v1/service/echo/score", 200 + i,
+                b"r%d" % i) for i in range(5)]
+    recorder.export(1000.0, records, report=lambda: posts.append(recorder.exported))
     spans = exporter.get_finished_spans()
+    assert posts == [2, 4, 5]  # three posts of at most two
     assert [s.attributes["requestId"] for s in spans] == ["r0", "r1", "r2", "r3", "r4"]
-    assert recorder.exported == 5 and recorder.failed == 0
-    assert all(s.end_time - s.start_time == 250_000_000 for s in spans)
-    assert spans[0].attributes["http.response.status_code"] == 200 and spans[0].attributes["service"] == "echo"
+    assert spans[0].start_time == 1_100_000_000_000 and spans[0].end_time - spans[0].start_time == 250_000_000
+    assert spans[0].name == "POST /api/v1/service/echo/score" and spans[0].kind.name == "SERVER"
+    assert spans[1].attributes["http.response.status_code"] == 201 and spans[1].attributes["version"] == "v1"
+    assert "version" not in spans[0].attributes
 
 
 def test_a_refusing_ingestion_endpoint_is_counted_not_raised():
@@ -109,7 +124,6 @@ def test_a_refusing_ingestion_endpoint_is_counted_not_raised():
         def export(self, spans):
             raise ConnectionError("ingestion unreachable")
 
-    recorder = telemetry.RequestTelemetry(Refusing(), telemetry.tracer_provider())
-    recorder.record("echo", "v1", b"GET", "/api/v1/endpoint/e/score", 503, b"r", 1.0, 0.1)
-    recorder.export_queued()
+    recorder = telemetry_export.Exporter(Refusing(), telemetry_export.tracer_provider())
+    recorder.export(0.0, [(1.0, 0.1, "echo", "v1", b"GET", "/api/v1/endpoint/e/score", 503, b"r")])
     assert recorder.failed == 1 and recorder.exported == 0
