@@ -20,7 +20,7 @@ REQUIREMENTS += tests/v1runtime/requirements.txt
 TOOLS := .tools
 AZURITE_VERSION := 3.35.0
 
-.PHONY: run token status describe test bench bench-program bench-bytecodes bench-instructions venv clean
+.PHONY: run token status logs keys regen-key describe test bench bench-program bench-bytecodes bench-instructions venv clean
 
 # A virtualenv is rebuilt only when its requirements change (the stamp records that).
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -88,6 +88,19 @@ token: $(VENV)/.installed
 # Live replicas, load and scaling decisions of the running stack.
 status: $(VENV)/.installed
 	$(PY) -m local status --stack $(STACK)
+
+# A service's replica logs of the running stack: make logs SERVICE=diabetes [VERSION=v2] [TAIL=50] [FOLLOW=1]
+logs: $(VENV)/.installed
+	$(PY) -m aks_serving logs $(SERVICE) --local --stack $(STACK) $(if $(VERSION),--version $(VERSION)) \
+		$(if $(TAIL),--tail $(TAIL)) $(if $(FOLLOW),--follow)
+
+# A key-auth service's keys (v1's get_keys): make keys SERVICE=diabetes
+keys: $(VENV)/.installed
+	$(PY) -m aks_serving keys $(SERVICE) --local --stack $(STACK)
+
+# Replaces one key; clients on the other keep working (v1's regen_key): make regen-key SERVICE=diabetes KEY=primary
+regen-key: $(VENV)/.installed
+	$(PY) -m aks_serving regen-key $(SERVICE) $(KEY) --local --stack $(STACK)
 
 # Checks the stack's config offline and says what it describes.
 describe: $(VENV)/.installed

@@ -4,7 +4,8 @@ Keys live in Secrets in the router's namespace (a pod cannot mount another names
 so the router finds them through the API and picks up a rotated key or a new service without a restart.
 Each key is a pulumi-random password whose `keepers` hold its version: bumping `keys.primaryVersion`
 regenerates the primary only, while the secondary keeps working (v1's regen_key), so clients move over
-with no failed request.
+with no failed request. A key given in the stack config (`keys.primaryKey`, a Pulumi secret) is used
+instead, as v1 accepted users' own keys.
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ class ServiceKeys(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:ServiceKeys", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.primary_key = _key(f"{name}-primary", keys.primary_version, child)
-        self.secondary_key = _key(f"{name}-secondary", keys.secondary_version, child)
+        self.primary_key = _key(f"{name}-primary", keys.primary_version, keys.primary_key, child)
+        self.secondary_key = _key(f"{name}-secondary", keys.secondary_version, keys.secondary_key, child)
         kube_object(
             f"{name}-secret", "v1", "Secret", {
                 "metadata": {"name": f"{owner}-keys", "namespace": namespace,
@@ -47,9 +48,14 @@ class ServiceKeys(pulumi.ComponentResource):
         self.register_outputs({"primaryKey": self.primary_key, "secondaryKey": self.secondary_key})
 
 
-def _key(name: str, version: int, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
-    """A key that changes only when `version` does. The engine stores `result` as a secret (the SDK asks it
-    to); marking it here as well keeps every Output made from it (the Secret, the `keys` export) secret."""
+def _key(name: str, version: int, own: Optional[str], opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """The user's own key when the stack config has one (v1 accepted them; `python -m aks_serving regen-key`
+    tells you to record the key it made there), else a key that changes only when `version` does.
+    `pulumi.Config().get_object` hands the config's secret back as a plain str, and the engine stores
+    `result` as a secret: marking both here keeps every Output made from them (the Secret, the `keys`
+    export) secret."""
+    if own is not None:
+        return pulumi.Output.secret(own)
     password = random.RandomPassword(name, length=KEY_LENGTH, special=False, keepers={"version": str(version)},
                                      opts=opts)
     return pulumi.Output.secret(password.result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,11 @@ class LocalDeployment:
     @property
     def state(self) -> Path:
         return self.state_dir or self.root / ".serving" / self.stack
+
+    @property
+    def logs(self) -> Path:
+        """Each service's replica logs, a file per replica (`python -m aks_serving logs --local`)."""
+        return self.state / "logs"
 
     @property
     def envs(self) -> Path:
@@ -146,7 +152,8 @@ class LocalDeployment:
         def backend(service: str, spec: DeploymentSpec) -> dict:
             return {"kind": "local", **self._layout(paths[service], spec).backend(),
                     "env": self._model_data(service, spec), "python": str(self.pythons[spec.environment]),
-                    "basePort": FIRST_REPLICA_PORT + 100 * order.index(service)}
+                    "basePort": FIRST_REPLICA_PORT + 100 * order.index(service),
+                    "logDir": str(self.logs / service)}
         return backend
 
     def _auth(self, name: str, settings: AuthSettings) -> dict:
@@ -203,6 +210,7 @@ class LocalDeployment:
             raise DeploymentError([f"port {p} on {self.host} is in use; choose others with PORT=... ADMIN_PORT=..."
                                    for p in busy])
         document = self.prepare()
+        shutil.rmtree(self.logs, ignore_errors=True)  # as a new pod's log, a new run's starts empty
         log = self.state / "router.log"
         self.say(f"starting the router on {self.url} (admin {self.admin_url}); log: {log}")
         with open(log, "ab") as out:

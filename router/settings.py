@@ -111,6 +111,8 @@ class LocalBackend(Model):
     start_timeout_seconds: float = Field(60, gt=0)
     drain_timeout_seconds: float = Field(30, ge=0)
     env: dict[str, str] = {}
+    # Each replica's output goes to <logDir>/replica-<port>.log (a pod's log, for `logs`); default: ours.
+    log_dir: Path | None = None
 
 
 class KubernetesBackend(Model):

@@ -82,10 +82,22 @@ class LivenessProbe(_Model):
 
 
 class Keys(_Model):
-    """Bump a version to regenerate that key (v1's regen_key) while the other keeps working."""
+    """Bump a version to regenerate that key (v1's regen_key) while the other keeps working; or give your
+    own key (v1's primary_key / secondary_key), as a Pulumi secret only (loading.SECRET_PATHS), which then
+    replaces the generated one and its version."""
 
     primary_version: int = Field(1, gt=0)
     secondary_version: int = Field(1, gt=0)
+    primary_key: Optional[str] = None
+    secondary_key: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _own_keys(self) -> "Keys":
+        for field, value in (("primaryKey", self.primary_key), ("secondaryKey", self.secondary_key)):
+            # The router strips a key it reads from its Secret, and never stores an empty one.
+            if value is not None and (not value or value != value.strip()):
+                raise ValueError(f"{field}: must be non-empty, without leading or trailing whitespace")
+        return self
 
 
 class AuthSettings(_Model):

@@ -14,8 +14,9 @@ from components.config.stack import StackConfig
 
 PROJECT = "aks-serving"
 SECTIONS = ("workspace", "cluster", "router", "environments", "services", "endpoints")
-# Values that must only ever be set with `pulumi config set --secret`.
-SECRET_PATHS = ("router.tls.key",)
+# Values that must only ever be set with `pulumi config set --secret` (`*`: any service or endpoint name).
+SECRET_PATHS = ("router.tls.key", "services.*.keys.primaryKey", "services.*.keys.secondaryKey",
+                "endpoints.*.keys.primaryKey", "endpoints.*.keys.secondaryKey")
 
 
 def parse_stack_config(raw: Mapping[str, Any], unset_secrets: frozenset[str] = frozenset()) -> StackConfig:
@@ -38,6 +39,8 @@ def load_stack_file(path: str | Path) -> StackConfig:
         if key.startswith(prefix):
             section = key[len(prefix):]
             raw[section] = _strip_secure(value, section, unset)
+    # `secure:` values were taken out above, so whatever is left at a secret path is plain text.
+    _refuse_plain_secrets(list(secret_values(raw)))
     return parse_stack_config(raw, frozenset(unset))
 
 
@@ -48,18 +51,36 @@ def load_pulumi_config(config: Any, is_secret: Callable[[str], bool]) -> StackCo
     section would sit in the stack file in clear text, so it is refused.
     """
     raw = {s: v for s in SECTIONS if (v := config.get_object(s)) is not None}
-    plain = [p for p in SECRET_PATHS if _get_path(raw, p) is not None and not is_secret(p.split(".")[0])]
-    if plain:
-        raise ConfigError([f"{p}: a secret in plain text; set it with `pulumi config set --secret --path {p} ...`"
-                           for p in plain])
+    # Pulumi marks a whole section secret when any value in it is: that is all it tells a program.
+    _refuse_plain_secrets([p for p in secret_values(raw) if not is_secret(p.split(".")[0])])
     return parse_stack_config(raw)
 
 
-def _get_path(raw: Mapping[str, Any], path: str) -> Any:
-    value: Any = raw
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
+def secret_values(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every value set at one of SECRET_PATHS, by its concrete path (`services.diabetes.keys.primaryKey`)."""
+    found = {}
+    for pattern in SECRET_PATHS:
+        found.update(_at_path(raw, pattern.split("."), ""))
+    return found
+
+
+def _at_path(value: Any, parts: list[str], prefix: str) -> dict[str, Any]:
+    if not parts:
+        return {prefix: value} if value is not None else {}
+    if not isinstance(value, Mapping):
+        return {}
+    head, rest = parts[0], parts[1:]
+    names = [str(k) for k in value] if head == "*" else [head]
+    found = {}
+    for name in names:
+        found.update(_at_path(value.get(name), rest, f"{prefix}.{name}".lstrip(".")))
+    return found
+
+
+def _refuse_plain_secrets(paths: list[str]) -> None:
+    if paths:
+        raise ConfigError([f"{p}: a secret in plain text; set it with `pulumi config set --secret --path {p} ...`"
+                           for p in sorted(paths)])
 
 
 def _strip_secure(value: Any, path: str, unset: set[str]) -> Any:

@@ -7,6 +7,7 @@ explicit `-b 127.0.0.1:<port>` instead. A replica joins the pool once `GET /` an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -87,8 +88,10 @@ class LocalReplicas:
         async with self._lock:  # bookkeeping only: nothing slow happens under it
             if replicas > len(self.replicas):
                 for port in self._free_ports(replicas - len(self.replicas)):
-                    process = await asyncio.create_subprocess_exec(*self._command(port), env=self._env(),
-                                                                   cwd=self._source_directory())
+                    with self._log_file(port) as out:  # the child keeps its own copy of the descriptor
+                        process = await asyncio.create_subprocess_exec(
+                            *self._command(port), env=self._env(), cwd=self._source_directory(),
+                            stdout=out, stderr=asyncio.subprocess.STDOUT if out else None)
                     replica = self.replicas[port] = LocalReplica(port, process)
                     self._background(self._admit_when_ready(replica))
             while len(self.replicas) > replicas:
@@ -131,6 +134,14 @@ class LocalReplicas:
         replica.ready = True
         self._publish()
         log.info("service %s: replica %s ready (pid %d)", self.service, replica.url, replica.process.pid)
+
+    def _log_file(self, port: int):
+        """The replica's own log file (appended: a port used again in one run keeps what came before), or
+        a null context, when no logDir is set, to keep the router's stdout."""
+        if self.config.log_dir is None:
+            return contextlib.nullcontext()
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.config.log_dir / f"replica-{port}.log", "ab")
 
     def _command(self, port: int) -> list[str]:
         # gunicorn kills a sync worker that is silent longer than --timeout; it must outlast scoring.
