@@ -95,7 +95,7 @@ class PublishedKeys:
             async with self._session_factory(timeout=timeout, trust_env=True) as session:
                 jwks_url = self.config.jwks_url or await self._discover(session)
                 by_kid, without_kid = parse_key_set(await self._get_json(session, jwks_url))
-        except (FetchError, aiohttp.ClientError, OSError, ValueError) as e:  # TimeoutError is an OSError
+        except Exception as e:  # noqa: BLE001 - what the network sends must never fail a request or the loop
             log.warning("keys from %s not refreshed (%s: %s); keeping %d cached keys", self.source,
                         type(e).__name__, e, len(self._by_kid) + len(self._without_kid))
             return
@@ -146,7 +146,7 @@ def parse_key_set(document: dict) -> tuple[dict[str, VerificationKey], list[Veri
             continue
         try:
             key = VerificationKey(jwt.PyJWK(entry).key, entry.get("alg") if isinstance(entry.get("alg"), str) else None)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):  # malformed numbers, unknown curves, ...
             continue
         kid = entry.get("kid")
         if isinstance(kid, str) and kid:

@@ -66,6 +66,7 @@ class StandInIssuer:
         self.requests: collections.Counter[str] = collections.Counter()  # path -> count
         self.discovery_issuer: str | None = None  # None: the real issuer; else what the document claims
         self.jwks_uri: str | None = None  # None: its own keys URL; else where the document points
+        self.extra_jwks_entries: list = []  # published after the real keys, as they are
         self.delay = 0.0  # seconds every answer waits (a slow IdP)
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -118,7 +119,7 @@ class StandInIssuer:
         for kid, key in self.keys.items():
             jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
             keys.append({**jwk, "kid": kid, "use": "sig"})  # as Entra: no `alg` in its keys
-        return web.json_response({"keys": keys})
+        return web.json_response({"keys": keys + self.extra_jwks_entries})
 
     async def _count(self, request: web.Request) -> None:
         self.requests[request.path] += 1

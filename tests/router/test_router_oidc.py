@@ -291,3 +291,35 @@ async def test_the_token_command_says_where_tokens_come_from_instead_of_minting(
                       discoveryUrl="https://idp.example/realms/ml/.well-known/openid-configuration")
     assert token_source(other) == ("tokens come from the identity provider https://idp.example/realms/ml, not from "
                                    "this stack: ask it for an access token with audience ml-api")
+
+
+async def test_only_the_signature_keys_of_a_key_set_are_used(models, router_client, issuer):
+    enc = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    enc_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(enc.public_key()))
+    secret = b"s" * 32
+    issuer.extra_jwks_entries = [
+        {**enc_jwk, "kid": "key-enc", "use": "enc"},  # an encryption key never verifies a signature
+        {"kty": "oct", "kid": "key-oct", "k": _b64(secret)},  # a shared secret is never a verification key
+        {"kty": "RSA", "kid": "key-broken", "n": "!!", "e": "AQAB"}, "not a key",
+        {**enc_jwk, "kid": "key-ps", "alg": "PS256"},  # this key verifies PS256 only
+    ]
+    client, _, _ = await started(models, router_client, issuer, algorithms=["RS256", "PS256"])
+    assert (await answer(client, issuer.mint()))[0] == 200  # the usable key is taken despite the junk
+    assert (await answer(client, issuer.mint(kid="key-enc", key=enc)))[0] == 401
+    assert (await answer(client, issuer.mint(kid="key-ps", key=enc, algorithm="RS256")))[0] == 401
+    assert (await answer(client, issuer.mint(kid="key-ps", key=enc, algorithm="PS256")))[0] == 200
+    assert (await answer(client, _unsigned({"alg": "HS256", "kid": "key-oct"}, {
+        "iss": issuer.issuer, "aud": AUDIENCE, "iat": int(time.time()), "exp": int(time.time()) + 60}, secret)))[0] == 401
+    assert issuer.jwks_fetches == 1
+
+
+async def test_a_broken_key_set_keeps_the_cached_keys(models, router_client, issuer):
+    client, _, _ = await started(models, router_client, issuer, jwksCacheSeconds=0.2, jwksRefetchSeconds=1)
+    token = issuer.mint()
+    assert (await answer(client, token))[0] == 200
+    issuer.keys.clear()
+    issuer.extra_jwks_entries = ["junk"]  # no usable key: the set is not taken
+    await asyncio.sleep(1.1)  # past the cache time and the refetch interval: the next request starts a refresh
+    assert (await answer(client, token))[0] == 200
+    assert await until_fetches(issuer, 2)
+    assert (await answer(client, token))[0] == 200
