@@ -20,7 +20,10 @@ def dev():
 
 @pytest.fixture(scope="module")
 def prod():
-    return run_program(stack_file_config("prod"), stack="prod")
+    # The stack file leaves the API server's ranges to each team (`pulumi config set --path ...`); one set here.
+    config = stack_file_config("prod")
+    config["cluster"]["apiServer"] = {"authorizedIpRanges": ["20.31.42.0/24"]}
+    return run_program(config, stack="prod")
 
 
 def with_cluster(stack: str, **cluster) -> dict:
@@ -50,7 +53,7 @@ def test_prod_hardening_is_on_the_managed_cluster(prod):
     assert cluster["aadProfile"] == {"managed": True, "enableAzureRBAC": True}
     assert cluster["disableLocalAccounts"] is True
     assert cluster["identity"] == {"type": "SystemAssigned"}
-    assert cluster["apiServerAccessProfile"]["authorizedIPRanges"] == ["203.0.113.0/24"]
+    assert cluster["apiServerAccessProfile"]["authorizedIPRanges"] == ["20.31.42.0/24"]
     assert cluster["oidcIssuerProfile"]["enabled"] is True
     assert cluster["securityProfile"] == {"workloadIdentity": {"enabled": True}}
     assert cluster["addonProfiles"]["azurepolicy"] == {"enabled": True}

@@ -120,8 +120,17 @@ def test_docker_bridge_cidr_is_accepted_and_warned_about():
 
 
 def test_private_cluster_and_authorized_ranges_exclude_each_other():
-    [problem] = problems({"apiServer": {"privateCluster": True, "authorizedIpRanges": ["203.0.113.0/24"]}})
+    [problem] = problems({"apiServer": {"privateCluster": True, "authorizedIpRanges": ["20.31.42.0/24"]}})
     assert problem.startswith("cluster.apiServer.authorizedIpRanges: a private cluster")
+
+
+@pytest.mark.parametrize("example", ["203.0.113.0/24", "198.51.100.7/32", "192.0.2.0/25", "2001:db8:1::/48"])
+def test_a_documentation_range_copied_from_an_example_is_refused_saying_what_belongs_there(example):
+    [problem] = problems({"apiServer": {"authorizedIpRanges": ["20.31.42.0/24", example]}})
+    assert problem.startswith(f"cluster.apiServer.authorizedIpRanges[1]: {example} is a documentation range "
+                              "(RFC 5737/3849) that no client calls from; put the public egress ranges")
+    assert "pulumi config set --path 'cluster.apiServer.authorizedIpRanges[0]'" in problem
+    assert parse({"apiServer": {"authorizedIpRanges": ["203.0.112.0/24", "20.31.0.0/16"]}})  # real ranges pass
 
 
 def test_local_accounts_off_needs_entra():

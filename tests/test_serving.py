@@ -32,10 +32,11 @@ def prod():
 
 
 def prod_with_models(**extra_services):
-    """The prod stack with a CPU and a GPU model (the checked-in prod config deploys none)."""
+    """The prod cluster with two models of the tests' own, a CPU and a GPU one, and no endpoint."""
     config = stack_file_config("prod")
     dev = stack_file_config("dev")
     config["environments"] = dev["environments"]
+    config["endpoints"] = {}
     config["services"] = {
         "diabetes": {**dev["services"]["diabetes"], "autoscale": {"minReplicas": 2, "maxReplicas": 6}},
         "vision": {"environment": "numpy", "entryScript": "models/sentiment/score.py",
@@ -264,6 +265,22 @@ def test_a_pdb_only_where_min_replicas_is_above_one(prod):
     pdbs = {r.inputs["metadata"]["name"] for r in prod.of_type("kubernetes:policy/v1:PodDisruptionBudget")
             if r.inputs["metadata"]["namespace"] == "aks-serving-models"}
     assert pdbs == {"diabetes"}  # minReplicas 2; vision runs with the default minimum of 1
+
+
+def test_the_production_stack_file_serves_several_models_an_endpoint_and_one_on_the_gpu_pool():
+    run = run_program(stack_file_config("prod"), stack="prod")
+    models = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(DEPLOYMENT)
+              if r.inputs["metadata"]["namespace"] == "aks-serving-models"}
+    assert set(models) == {"diabetes", "sentiment", "mnist-gpu", "sentiment-ab-v1", "sentiment-ab-v2"}
+    gpu = models["mnist-gpu"]["spec"]["template"]["spec"]
+    assert gpu["nodeSelector"] == {"kubernetes.azure.com/agentpool": "gpu"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu["tolerations"]
+    [model] = gpu["containers"]
+    assert model["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    for name in ("diabetes", "sentiment", "sentiment-ab-v1", "sentiment-ab-v2"):
+        pod = models[name]["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"kubernetes.azure.com/agentpool": "cpu"} and "tolerations" not in pod
+    assert run.exports["endpoints"]["sentiment-ab"]["traffic"] == {"v1": 90, "v2": 10}
 
 
 def test_the_device_plugin_runs_on_gpu_nodes_by_digest_only_when_a_gpu_pool_exists(dev, prod):

@@ -84,6 +84,12 @@ def _check_dns_ip(service_cidr: str, dns_ip: Optional[str]) -> None:
         )
 
 
+# RFC 5737 and RFC 3849: ranges kept for examples, which no real client ever calls from. A copied example
+# would lock every Kubernetes call of `pulumi up` out of the API server.
+DOCUMENTATION_RANGES = tuple(ipaddress.ip_network(n) for n in
+                             ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))
+
+
 class ApiServer(_Model):
     authorized_ip_ranges: list[str] = []
     private_cluster: bool = False
@@ -92,9 +98,15 @@ class ApiServer(_Model):
     def _rules(self) -> "ApiServer":
         for i, cidr in enumerate(self.authorized_ip_ranges):
             try:
-                ipaddress.ip_network(cidr)
+                network = ipaddress.ip_network(cidr)
             except ValueError:
-                raise ValueError(f"authorizedIpRanges[{i}]: {cidr!r} is not an IP range like 203.0.113.0/24")
+                raise ValueError(f"authorizedIpRanges[{i}]: {cidr!r} is not an IP range like 20.31.0.0/16")
+            if any(network.version == doc.version and network.subnet_of(doc) for doc in DOCUMENTATION_RANGES):
+                raise ValueError(
+                    f"authorizedIpRanges[{i}]: {cidr} is a documentation range (RFC 5737/3849) that no client calls "
+                    "from; put the public egress ranges of the machines that run `pulumi up` and kubectl (your "
+                    "offices, your CI runners; `curl -s https://api.ipify.org` prints this machine's), e.g. "
+                    "`pulumi config set --path 'cluster.apiServer.authorizedIpRanges[0]' <address>/32`")
         if self.private_cluster and self.authorized_ip_ranges:
             raise ValueError(
                 "authorizedIpRanges: a private cluster's API server has no public endpoint to restrict; "
