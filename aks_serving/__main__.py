@@ -20,6 +20,8 @@ from pathlib import Path
 from aks_serving import keys, logs, status, token
 from aks_serving.errors import CommandError
 
+KUBELOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi", "devicecode")  # components/kubeconfig.py
+
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -28,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--outputs", type=Path, metavar="FILE",
                        help="the stack's outputs as `pulumi stack output --json --show-secrets` prints them, "
                             "instead of running the Pulumi CLI")
+    where.add_argument("--kubelogin", choices=KUBELOGIN_MODES, metavar="MODE",
+                       help="log in to the cluster this way instead of the stack's kubelogin.loginMode (e.g. "
+                            "azurecli on a laptop for a stack CI deploys with workloadidentity)")
     where.add_argument("--local", action="store_true", help="the stack `make run` serves on this machine")
     where.add_argument("--stack-file", type=Path, help=argparse.SUPPRESS)  # --local: default Pulumi.<stack>.yaml
     where.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)  # --local: default .serving/<stack>
@@ -49,7 +54,7 @@ def target_of(args):
                                           say=lambda line: print(line, file=sys.stderr)))
     from aks_serving.deployed import DeployedStack
     from aks_serving.outputs import stack_outputs
-    return DeployedStack(args.stack, stack_outputs(args.stack, args.outputs))
+    return DeployedStack(args.stack, stack_outputs(args.stack, args.outputs), login_mode=args.kubelogin)
 
 
 def main(argv: list[str] | None = None) -> int:

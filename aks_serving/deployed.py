@@ -10,6 +10,7 @@ from pathlib import Path
 from aks_serving.errors import CommandError
 from aks_serving.kube import Cluster, api_client
 from aks_serving.target import LogSource
+from components.kubeconfig import rewrite_kubeconfig
 from components.router_config import CONFIG_FILE
 from components.workload import selector
 from local.secrets import write_private
@@ -21,12 +22,15 @@ ADMIN_PORT_NAME = "admin"  # the router container's named port for /status (comp
 
 
 class DeployedStack:
-    def __init__(self, stack: str | None, outputs: dict) -> None:
+    def __init__(self, stack: str | None, outputs: dict, login_mode: str | None = None) -> None:
         self.label = f"stack {stack}" if stack else "the selected stack"
         self.stack = stack
         self.outputs = outputs
         self.namespace = outputs["routerNamespace"]
-        self.cluster = Cluster(api_client(outputs["kubeconfig"]))
+        kubeconfig = outputs["kubeconfig"]
+        if login_mode is not None:  # the export logs in as `pulumi up` does, which may be CI's way
+            kubeconfig = rewrite_kubeconfig(kubeconfig, login_mode)
+        self.cluster = Cluster(api_client(kubeconfig))
         self._config: dict | None = None
 
     def router_config(self) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import sys
 
 from aks_serving.errors import CommandError
 from aks_serving.target import KEY_FIELDS, Target, auth_owner, owners_with_auth
@@ -36,7 +37,12 @@ def add_parsers(verbs, common) -> None:
 def show_keys(target: Target, args) -> int:
     kind, auth = _key_auth(target, args.service)
     keys = target.read_keys(args.service, auth)
-    print(keys[KEY_FIELDS[args.only]] if args.only else json.dumps({f: keys.get(f) for f in KEY_FIELDS.values()}))
+    if not args.only:
+        print(json.dumps({f: keys.get(f) for f in KEY_FIELDS.values()}))
+    elif sys.stdout.isatty():
+        print(keys[KEY_FIELDS[args.only]])
+    else:  # into a pipe (`| pulumi config set --secret ...`): the key alone, no newline to become part of it
+        sys.stdout.write(keys[KEY_FIELDS[args.only]])
     return 0
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,7 @@ def stand_in_tools(folder: Path, outputs: dict) -> dict[str, str]:
                    f"cat {folder / 'outputs.json'}\n"),
         "kubelogin": ("# A stand-in for kubelogin (no Entra ID here): the token the stand-in API server accepts.\n"
                       f'[ "$1" = get-token ] || exit 2\n'
+                      f'echo "$*" >> {folder / "kubelogin.args"}\n'
                       f"echo '{json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1', 'kind': 'ExecCredential', 'status': {'token': TOKEN}})}'\n"),
     }
     for name, body in tools.items():
@@ -215,7 +217,6 @@ async def test_regen_key_rotates_one_key_with_no_failed_request_on_the_other(dep
     assert failures == [] and sent > 20
 
     code, new_primary, _ = await cli(env, "keys", "diabetes", "--only", "primary")
-    new_primary = new_primary.strip()
     assert len(new_primary) == 32 and new_primary.isalnum() and new_primary != old_primary
     assert new_primary not in out  # the new key is not printed by regen-key
     assert ("python -m aks_serving keys diabetes --stack test --only primary | \\\n"
@@ -248,3 +249,37 @@ async def test_token_is_minted_with_the_stacks_signing_key_and_accepted_by_the_r
     assert (await client.post("/api/v1/service/diabetes/score", data=b"[1]", headers=headers)).status == 401
     code, _, err = await cli(env, "token", "diabetes")
     assert code == 2 and "diabetes uses key auth, not tokens (token auth: sentiment)" in err
+
+
+async def test_outputs_from_a_file_without_the_pulumi_cli_and_another_login_mode(deployed, tmp_path):
+    env, _ = deployed
+    tools = tmp_path / "bin"
+    no_pulumi = tmp_path / "no-pulumi"
+    no_pulumi.mkdir()
+    (no_pulumi / "kubelogin").symlink_to(tools / "kubelogin")
+    path = os.pathsep.join([str(no_pulumi)] + [p for p in env["PATH"].split(os.pathsep) if p != str(tools)])
+    env = {**env, "PATH": path}
+    code, _, err = await cli(env, "keys", "diabetes")
+    assert code == 1 and "the Pulumi CLI is not on PATH" in err and "--outputs FILE" in err
+
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text((tools / "outputs.json").read_text())
+    code, out, err = await cli(env, "keys", "diabetes", "--outputs", str(outputs), "--kubelogin", "workloadidentity")
+    assert code == 0, err
+    assert json.loads(out)["secondaryKey"] == KEYS["diabetes"][1]
+    # The kubeconfig's kubelogin user ran with the mode asked for, keeping the cluster's server id.
+    assert (tools / "kubelogin.args").read_text().splitlines()[-1] == \
+        "get-token --login workloadidentity --server-id 6dae42f8-4368-4678-94ff-3960e28e3630"
+
+
+async def test_the_cli_knows_every_kubelogin_mode_the_stack_does():
+    from aks_serving.__main__ import KUBELOGIN_MODES
+    from components.config.cluster import Kubelogin
+    assert set(KUBELOGIN_MODES) == set(typing.get_args(Kubelogin.model_fields["login_mode"].annotation))
+
+
+async def test_new_keys_are_made_as_the_stack_makes_them():
+    from aks_serving.keys import KEY_LENGTH, new_key
+    from components.keys import KEY_LENGTH as STACK_KEY_LENGTH
+    keys = {new_key() for _ in range(50)}
+    assert KEY_LENGTH == STACK_KEY_LENGTH and len(keys) == 50 and all(k.isalnum() and len(k) == 32 for k in keys)
