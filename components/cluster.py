@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, containerservice
 
+from components.cluster_access import grant_deployer
 from components.config import Cluster, ConfigError, StackConfig, check_attached_pools, pool_capacity
 from components.container_insights import container_insights
 from components.kubeconfig import rewrite_kubeconfig
@@ -126,13 +127,17 @@ class ModelCluster(pulumi.ComponentResource):
         self.total_vcpus = pulumi.Output.from_input(capacity.total_vcpus(pool_list))
         self.pools = pulumi.Output.from_input([_describe(p) for p in pool_list])
         self.kubeconfig = self._user_kubeconfig(entra)
+        access = []
+        if not config.attached and config.entra.enabled and not config.entra.admin_group_object_ids:
+            access = [grant_deployer(name, cluster.id, self.kubeconfig, parent=self)]
         # Every Kubernetes object waits for the user pools: on production the system pool is tainted
-        # CriticalAddonsOnly, so the router, cert-manager and the models have nowhere to run before them.
+        # CriticalAddonsOnly, so the router, cert-manager and the models have nowhere to run before them. And for
+        # the deployer's own Kubernetes rights, where no admin group gives them (components/cluster_access.py).
         # Mutable Secrets and ConfigMaps: a new key or router config is an update in place, not a delete and
         # re-create of a fixed-name object during which the router would find no keys.
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_secret_mutable=True,
                                      enable_config_map_mutable=True,
-                                     opts=pulumi.ResourceOptions(parent=self, depends_on=user_pools))
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=user_pools + access))
         self.register_outputs({
             "clusterName": self.cluster_name, "purpose": self.purpose, "nodeCount": self.node_count,
             "totalVcpus": self.total_vcpus, "pools": self.pools, "kubeconfig": self.kubeconfig,
