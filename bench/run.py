@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -32,6 +33,7 @@ REPO = BENCH.parent
 KEY = "bench-primary-key-0123456789abcdef"
 UPLOAD_BYTES = 50 * 1024 * 1024
 FLOOR = "floor (uvloop+httptools)"
+TELEMETRY = "router (telemetry on)"
 
 NGINX_CONF = """
 worker_processes 1;
@@ -173,12 +175,31 @@ def upload_peak_rss_growth(pid: int, port: int, path: str) -> tuple[float, int]:
     return (rss_kib(pid, "VmHWM") - baseline) / 1024, status
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid`'s child processes so far (the telemetry router's exporter process)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(cpu_seconds(int(child)) for child in children)
+
+
+def telemetry_counts(sink_port: int, admin_port: int) -> dict:
+    """Items the ingestion sink received, and the telemetry router's own counts by outcome."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{sink_port}/count", timeout=10) as answer:
+        counts = {"received_by_sink": json.load(answer)["items"]}
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith("router_telemetry_items_total{"):
+                counts[line.split('"')[1]] = int(float(line.split()[-1]))
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", type=Path, help="a directory holding another `router` package (e.g. "
                         "`git archive HEAD router | tar -x -C DIR`), measured in the same run for comparison")
+    parser.add_argument("--telemetry", action="store_true", help="also run the router with Application Insights "
+                        "on for the service (to a stand-in ingestion endpoint, bench/ingestion_sink.py)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
@@ -187,7 +208,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
     stack = Stack(workdir)
     ports = {name: free_port() for name in ("model", "nginx", "nginx_plain", "floor", "router", "admin",
-                                            "baseline", "baseline_admin")}
+                                            "baseline", "baseline_admin", "sink", "telemetry", "telemetry_admin")}
     keyfile = workdir / "primary"
     keyfile.write_text(KEY)
     (workdir / "secondary").write_text("bench-secondary-key")
@@ -224,6 +245,20 @@ def main() -> None:
                                    ports["baseline"], cwd=args.baseline.resolve(), stderr=subprocess.DEVNULL)
             pids["router (baseline)"] = baseline.pid
             targets["router (baseline)"] = (ports["baseline"], "/api/v1/service/echo/score")
+        if args.telemetry:
+            stack.start([sys.executable, str(BENCH / "ingestion_sink.py"), str(ports["sink"])], ports["sink"])
+            watched = json.loads(json.dumps(config))
+            watched["services"]["echo"]["appInsights"] = True
+            (workdir / "router-telemetry.json").write_text(json.dumps(watched))
+            connection = (f"InstrumentationKey=00000000-0000-4000-8000-000000000001;"
+                          f"IngestionEndpoint=http://127.0.0.1:{ports['sink']}/")
+            watching = stack.start([sys.executable, "-m", "router", "serve", "--config",
+                                    str(workdir / "router-telemetry.json"), "--port", str(ports["telemetry"]),
+                                    "--admin-port", str(ports["telemetry_admin"])], ports["telemetry"],
+                                   stderr=subprocess.DEVNULL,
+                                   env={**os.environ, "APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
+            pids[TELEMETRY] = watching.pid
+            targets[TELEMETRY] = (ports["telemetry"], "/api/v1/service/echo/score")
         headers = {"Authorization": f"Bearer {KEY}"}
         runs: dict[str, dict[str, list[dict]]] = {name: {"c16": [], "c1": []} for name in targets}
         for port, path in targets.values():
@@ -231,15 +266,22 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (port, path) in targets.items():
                 cpu_before = cpu_seconds(pids[name]) if name in pids else 0.0
+                exporter_before = children_cpu_seconds(pids[name]) if name == TELEMETRY else 0.0
                 result = wrk(port, path, 16, args.seconds, headers)
                 if name in pids:  # the process's CPU time over the run, per request answered
                     result["cpu_us_per_request"] = (cpu_seconds(pids[name]) - cpu_before) * 1e6 / (
                         result["rps"] * args.seconds)
+                if name == TELEMETRY:  # and its exporter process's, apart
+                    result["exporter_cpu_us_per_request"] = (children_cpu_seconds(pids[name]) - exporter_before) * \
+                        1e6 / (result["rps"] * args.seconds)
                 runs[name]["c16"].append(result)
                 runs[name]["c1"].append(wrk(port, path, 1, args.seconds, headers))
         results = {name: {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in by_c.items()}
                    for name, by_c in runs.items()}
         growth, status = upload_peak_rss_growth(router.pid, ports["router"], "/api/v1/service/echo/score")
+        if args.telemetry:
+            time.sleep(3)  # the last batches reach the sink
+            counts = telemetry_counts(ports["sink"], ports["telemetry_admin"])
     finally:
         stack.stop()
         router_log.close()
@@ -251,7 +293,7 @@ def main() -> None:
     direct, nginx = results["model (nginx, direct)"], results["nginx proxy"]
     plain = results["nginx proxy (defaults)"]
     summary = {}
-    for name in [n for n in (FLOOR, "router (baseline)", "router") if n in results]:
+    for name in [n for n in (FLOOR, "router (baseline)", "router", TELEMETRY) if n in results]:
         r = results[name]
         summary[name] = {"rps_ratio_to_nginx": round(r["c16"]["rps"] / nginx["c16"]["rps"], 3),
                          "rps_ratio_to_nginx_defaults": round(r["c16"]["rps"] / plain["c16"]["rps"], 3),
@@ -260,12 +302,20 @@ def main() -> None:
                          "cpu_us_per_request_at_16": round(r["c16"]["cpu_us_per_request"], 1),
                          # Beside Azure ML v2's inference router, documented at about 2,500 requests per vCPU.
                          "requests_per_core": round(1e6 / r["c16"]["cpu_us_per_request"])}
+    if TELEMETRY in results:
+        on, off = results[TELEMETRY], results["router"]
+        summary[TELEMETRY]["added_p50_ms_at_1_over_router"] = round(on["c1"]["p50_ms"] - off["c1"]["p50_ms"], 3)
+        summary[TELEMETRY]["exporter_cpu_us_per_request_at_16"] = round(on["c16"]["exporter_cpu_us_per_request"], 1)
+        summary[TELEMETRY]["items"] = counts
     summary["router"]["upload_50MB_status"] = status
     summary["router"]["upload_50MB_peak_rss_growth_MiB"] = round(growth, 1)
     goals = {"rps_ratio_to_nginx >= 0.5": summary["router"]["rps_ratio_to_nginx"] >= 0.5,
              "added_p50_ms_at_1 <= 0.2": summary["router"]["added_p50_ms_at_1"] <= 0.2,
              "p99_ms_at_16 <= 3": summary["router"]["p99_ms_at_16"] <= 3,
              "upload peak RSS growth <= 10 MiB": growth <= 10}
+    if TELEMETRY in summary:
+        goals["telemetry on: added p50 at 1 <= 0.05 ms over off"] = \
+            summary[TELEMETRY]["added_p50_ms_at_1_over_router"] <= 0.05
     print(json.dumps({"summary": summary, "goals_met": goals}, indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
 

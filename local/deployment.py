@@ -151,7 +151,11 @@ class LocalDeployment:
 
         def backend(service: str, spec: DeploymentSpec) -> dict:
             return {"kind": "local", **self._layout(paths[service], spec).backend(),
-                    "env": self._model_data(service, spec), "python": str(self.pythons[spec.environment]),
+                    "env": {**self._model_data(service, spec),
+                            # print() and exceptions to App Insights, with APPLICATIONINSIGHTS_CONNECTION_STRING
+                            # from this shell (the router records requests with it too)
+                            **({"AML_APP_INSIGHTS_ENABLED": "true"} if spec.enable_app_insights else {})},
+                    "python": str(self.pythons[spec.environment]),
                     "basePort": FIRST_REPLICA_PORT + 100 * order.index(service),
                     "logDir": str(self.logs / service)}
         return backend

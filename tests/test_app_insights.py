@@ -2,12 +2,15 @@
 Secret that carries the workspace's connection string and the env that reads it, for the services that ask
 only. (Azure and the Kubernetes API server cannot run here: tests/pulumi_mocks.py answers for them.)"""
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from components.app_insights import instrumentation_key
 from components.config import ConfigError, parse_stack_config
 from components.router import router_config
+from local.deployment import LocalDeployment
 from pulumi_mocks import run_program, stack_file_config
 
 SECRET = "kubernetes:core/v1:Secret"
@@ -117,3 +120,15 @@ def test_a_stack_without_it_has_no_secret_and_no_env():
     assert not [r for r in run.of_type(SECRET) if r.inputs["metadata"]["name"] == "app-insights"]
     assert not any(from_secrets(c).keys() & {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
                    for c in containers(run).values())
+
+
+def test_make_run_gives_the_flag_to_the_replicas_of_the_services_that_ask_and_no_key(tmp_path):
+    """The key and connection string come from make run's environment at start (router/backends/local.py)."""
+    cfg = parse_stack_config(dev_config({"enableAppInsights": True}))
+    local = LocalDeployment("dev", state_dir=tmp_path, cfg=cfg,
+                            pythons={name: Path(sys.executable) for name in cfg.environments})
+    backend = local._backend()
+    envs = {name: backend(name, spec)["env"] for name, _, spec in cfg.deployments()}
+    assert {name for name, env in envs.items() if env.get("AML_APP_INSIGHTS_ENABLED") == "true"} == {"diabetes"}
+    assert not any(env.keys() & {"AML_APP_INSIGHTS_KEY", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+                   for env in envs.values())

@@ -155,8 +155,9 @@ def config_warnings(cfg: StackConfig) -> list[str]:
         warnings.append("cluster.apiServer: the API server is open to the internet; set authorizedIpRanges "
                         "or privateCluster")
     if not cfg.cluster.attached and cfg.cluster.entra.enabled and not cfg.cluster.entra.admin_group_object_ids:
-        warnings.append("cluster.entra.adminGroupObjectIds: no admin group; `pulumi up` can deploy into the cluster "
-                        "only if its identity holds an Azure Kubernetes Service RBAC role there")
+        warnings.append("cluster.entra.adminGroupObjectIds: no admin group; the identity running `pulumi up` is made "
+                        "Azure Kubernetes Service RBAC Cluster Admin on the cluster, and nobody else gets Kubernetes "
+                        "rights: give your operators' group here")
     for path in sorted(cfg.unset_secrets):
         warnings.append(f"{path}: a secure value that cannot be decrypted without the Pulumi CLI; treated as unset")
     return warnings

@@ -157,6 +157,11 @@ class LocalReplicas:
                "SCORING_TIMEOUT_MS": str(self.replica_timeout_ms), "WORKER_COUNT": str(self.workers)}
         if self.config.model_dir is not None:
             env["AZUREML_MODEL_DIR"] = str(self.config.model_dir.resolve())
+        if env.get("AML_APP_INSIGHTS_ENABLED") == "true" and "AML_APP_INSIGHTS_KEY" not in env:
+            # The server wants the key on its own (a pod gets it from the Secret); here it comes from our
+            # environment's connection string, so it is never written into the router's config file.
+            if key := _instrumentation_key(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "")):
+                env["AML_APP_INSIGHTS_KEY"] = key
         return env
 
     def _app_root(self) -> Path:
@@ -195,3 +200,11 @@ class LocalReplicas:
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def _instrumentation_key(connection_string: str) -> str:
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "instrumentationkey":
+            return value.strip()
+    return ""

@@ -2,7 +2,9 @@
 and Azure Monitor's real exporter on 127.0.0.1, posting to a stand-in ingestion endpoint (tests/ingestion_standin.py;
 Azure's cannot be reached here)."""
 import asyncio
+import os
 import re
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -10,9 +12,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from ingestion_standin import IngestionStandIn
 from router import telemetry, telemetry_export
-from router_testkit import PRIMARY, service_config
+from router_testkit import PRIMARY, free_port, service_config
 
 AUTH = {"Authorization": f"Bearer {PRIMARY}"}
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest_asyncio.fixture
@@ -127,3 +130,30 @@ def test_a_refusing_ingestion_endpoint_is_counted_not_raised():
     recorder = telemetry_export.Exporter(Refusing(), telemetry_export.tracer_provider())
     recorder.export(0.0, [(1.0, 0.1, "echo", "v1", b"GET", "/api/v1/endpoint/e/score", 503, b"r")])
     assert recorder.failed == 1 and recorder.exported == 0
+
+
+LOCAL_PYTHON = Path(os.environ.get("ROUTER_INFERENCE_PYTHON") or REPO / ".venv-inference" / "bin" / "python")
+PRINTING_SCORE = "import json\ndef init():\n    pass\ndef run(raw):\n    print('scoring', json.loads(raw)['x'])\n    return 1\n"
+
+
+@pytest.mark.skipif(not LOCAL_PYTHON.exists(), reason="no .venv-inference (make venv)")
+@pytest.mark.asyncio
+async def test_under_make_run_local_replicas_send_print_output_and_the_router_the_requests(
+        tmp_path, router_client, ingestion, monkeypatch):
+    # What `make run` renders for enableAppInsights (local/deployment.py): the flag in the replicas' env; the
+    # key comes from the connection string in the environment, never from the config file.
+    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")  # no network here
+    (tmp_path / "score.py").write_text(PRINTING_SCORE)
+    client, router = await router_client({"services": {"printer": {
+        "appInsights": True, "auth": {"mode": "none"},
+        "backend": {"kind": "local", "entryScript": str(tmp_path / "score.py"), "python": str(LOCAL_PYTHON),
+                    "basePort": free_port(), "env": {"AML_APP_INSIGHTS_ENABLED": "true"}},
+        "autoscale": {"enabled": False}, "requests": {"maxQueueWaitMs": 60000}}}})
+    assert "AML_APP_INSIGHTS_KEY" not in router.config.model_dump_json()
+    resp = await client.post("/api/v1/service/printer/score", json={"x": 5}, headers={"x-request-id": "printed"})
+    assert resp.status == 200
+
+    def arrived():
+        return ("scoring 5" in [m["message"] for m in ingestion.of_type("MessageData")]
+                and any(r["properties"].get("requestId") == "printed" for r in ingestion.of_type("RequestData")))
+    assert await ingestion.until(arrived, 30), ingestion.envelopes
