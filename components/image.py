@@ -13,7 +13,8 @@ rebuilding on a 401 would hide a broken identity.
 
 Push auth (the registry has no admin user, and `pulumi up` must run with no person present): the Azure
 identity Pulumi already deploys with (`azure-native:authorization:getClientToken`, an Entra ID access token)
-is exchanged at the registry's `/oauth2/exchange` endpoint for an ACR refresh token, which the registry
+(registry audience, ARM's as the fallback) is exchanged at the registry's `/oauth2/exchange` endpoint, retried
+while a fresh AcrPush applies, for an ACR refresh token, which the registry
 accepts as a password for the null-GUID user - the same exchange `az acr login --expose-token` makes
 (https://azure.github.io/acr/AAD-OAuth.html). That credential is given to pulumi-docker per registry: to
 the lookup through a `docker.Provider`'s `registry_auth`, and to the push through `docker.Image`'s
@@ -30,9 +31,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pulumi
 import pulumi_docker as docker
@@ -56,6 +58,10 @@ ENVBUILD_SCRIPTS = ("numpy_abi.py", "add_server.py", "fit.py", "serve.py")
 LAUNCHER = ("serve.py", "add_server.py", "fit.py")  # the image's entry point and what it imports
 LAUNCHER_DIR = "/opt/aks-serving"
 V1RUNTIME = Path(__file__).resolve().parents[1] / "v1runtime"
+# The audience of Entra tokens for Azure Container Registry (the exchange's own; ARM's is the fallback).
+REGISTRY_AUDIENCE = "https://containerregistry.azure.net"
+EXCHANGE_ATTEMPTS = 6  # 2 + 4 + 8 + 16 + 30 s between rounds: a fresh AcrPush has time to apply
+RETRIED_STATUS = {401, 429, 500, 502, 503, 504}
 _NOT_FOUND = re.compile(r"404|not found|manifest_unknown|name_unknown", re.IGNORECASE)
 
 
@@ -143,13 +149,43 @@ def exchange_aad_token(login_server: str, tenant: str, aad_token: str) -> str:
     return response.json()["refresh_token"]
 
 
+def exchange_with_retry(login_server: str, tenant: str, tokens: list[str], attempts: int = EXCHANGE_ATTEMPTS,
+                        sleep: Callable[[float], None] = time.sleep) -> str:
+    """The exchange with each token in turn, registry audience first, each tried `attempts` times.
+
+    A registry can refuse ARM-audience tokens (`azureADAuthenticationAsArmPolicy` disabled, as hardened
+    subscriptions set it), so the registry-audience token goes first and ARM's is the fallback. On a first
+    `pulumi up` the registry and the deployer's AcrPush are minutes old: a 401 then only means "not yet".
+    """
+    delay, failures, live = 2.0, [], list(tokens)
+    for attempt in range(attempts):
+        for token in list(live):
+            try:
+                return exchange_aad_token(login_server, tenant, token)
+            except (requests.HTTPError, requests.ConnectionError, requests.Timeout) as err:
+                status = getattr(getattr(err, "response", None), "status_code", None)
+                failures.append(str(status or type(err).__name__))
+                if status is not None and status not in RETRIED_STATUS:
+                    live.remove(token)  # refused for good (400 malformed, 403): waiting will not change it
+        if not live:
+            break
+        if attempt + 1 < attempts:
+            sleep(delay)
+            delay = min(delay * 2, 30.0)
+    raise RuntimeError(f"{login_server}: the registry refused the deploying identity's Entra tokens "
+                       f"({', '.join(failures)}); it needs AcrPush on the registry (a new role assignment can take "
+                       f"minutes to apply: run `pulumi up` again)")
+
+
 def registry_credential(login_server: pulumi.Input[str], *,
                         opts: Optional[pulumi.InvokeOutputOptions] = None) -> pulumi.Output[RegistryCredential]:
     """A push/pull credential for an ACR from the deploying Azure identity (secret)."""
     client = authorization.get_client_config_output(opts=opts)
-    token = authorization.get_client_token_output(opts=opts)
-    return pulumi.Output.secret(pulumi.Output.all(login_server, client.tenant_id, token.token).apply(
-        lambda a: RegistryCredential(a[0], NULL_USER, exchange_aad_token(a[0], a[1], a[2]))))
+    registry_token = authorization.get_client_token_output(endpoint=REGISTRY_AUDIENCE, opts=opts)
+    arm_token = authorization.get_client_token_output(opts=opts)
+    return pulumi.Output.secret(pulumi.Output.all(login_server, client.tenant_id, registry_token.token,
+                                                  arm_token.token).apply(
+        lambda a: RegistryCredential(a[0], NULL_USER, exchange_with_retry(a[0], a[1], [a[2], a[3]]))))
 
 
 def global_login_server(global_registry: Optional[str]) -> Optional[str]:

@@ -247,3 +247,47 @@ def stand_in_one(stand_in, type_):
     found = [r for r in stand_in.created if r.type == type_]
     assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
     return found[0].inputs
+
+
+class Refusals:
+    """The registry's /oauth2/exchange cannot be reached here; this stand-in answers as a registry whose
+    AcrPush for the deployer has not applied yet (401), or that refuses ARM-audience tokens (401 for good)."""
+
+    def __init__(self, answers: dict):
+        self.answers, self.calls = {k: list(v) for k, v in answers.items()}, []
+
+    def __call__(self, login_server, tenant, token):
+        import requests
+        self.calls.append(token)
+        status = self.answers[token].pop(0) if self.answers[token] else 200
+        if status == 200:
+            return f"refresh-for-{token}"
+        response = requests.Response()
+        response.status_code = status
+        raise requests.HTTPError(f"{status}", response=response)
+
+
+def test_the_exchange_uses_the_registry_audience_first_and_waits_for_a_fresh_acrpush(monkeypatch):
+    refusals = Refusals({"registry-token": [401, 401], "arm-token": [401, 401, 401]})
+    monkeypatch.setattr(image_module, "exchange_aad_token", refusals)
+    slept = []
+    assert image_module.exchange_with_retry(LOGIN, "tenant", ["registry-token", "arm-token"], sleep=slept.append) \
+        == "refresh-for-registry-token"
+    assert refusals.calls == ["registry-token", "arm-token"] * 2 + ["registry-token"] and slept == [2, 4]
+
+
+def test_a_token_refused_for_good_is_not_retried_and_a_lasting_refusal_is_named(monkeypatch):
+    refusals = Refusals({"registry-token": [403] * 10, "arm-token": [401] * 10})
+    monkeypatch.setattr(image_module, "exchange_aad_token", refusals)
+    with pytest.raises(RuntimeError, match=rf"{LOGIN}: the registry refused the deploying identity's Entra tokens "
+                                           r"\(403, 401, 401, 401\); it needs AcrPush"):
+        image_module.exchange_with_retry(LOGIN, "tenant", ["registry-token", "arm-token"], attempts=3,
+                                         sleep=lambda s: None)
+    assert refusals.calls == ["registry-token", "arm-token", "arm-token", "arm-token"]
+
+
+def test_the_credential_asks_entra_for_a_registry_audience_token(root):
+    stand_in, _ = run(lambda: one_image(root))
+    endpoints = [args.get("endpoint") for token, args in stand_in.invokes
+                 if token == "azure-native:authorization:getClientToken"]
+    assert "https://containerregistry.azure.net" in endpoints and None in endpoints
