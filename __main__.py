@@ -36,6 +36,9 @@ def main() -> None:
         attached=attached)
     if attached is None or attached.kubelet_object_id:
         workspace.grant_pull("cluster-acr-pull", cluster.kubelet_object_id)
+        if cfg.workspace.global_registry:  # images found there are pulled from there
+            workspace.grant_pull("cluster-acr-pull-global", cluster.kubelet_object_id, cfg.workspace.global_registry,
+                                 cfg.workspace.global_registry_subscription)
     else:
         pulumi.log.warn("cluster: the attached cluster has no kubelet identity; grant it AcrPull on the registry")
     serving = deploy_serving(cfg, ROOT, workspace, cluster, attached.pools if attached else cfg.cluster.pools(),

@@ -293,7 +293,7 @@ def images_for(cfg: StackConfig, root: Path, registry_login_server: pulumi.Input
         if env_hash not in images:
             images[env_hash] = EnvironmentImage(
                 f"image-{env_hash[:12]}", cfg.environments[spec.environment], root, registry_login_server,
-                cfg.workspace.global_registry, opts=opts)
+                cfg.workspace.global_registry_login_server, opts=opts)
     return images
 
 

@@ -94,13 +94,17 @@ class Workspace(pulumi.ComponentResource):
             "storageAccountName": self.storage_account_name, "modelsContainerName": self.models_container_name,
         })
 
-    def grant_pull(self, name: str, principal_id: pulumi.Input[str]) -> authorization.RoleAssignment:
-        """AcrPull on the registry for a cluster's kubelet identity, so nodes pull without a secret."""
+    def grant_pull(self, name: str, principal_id: pulumi.Input[str], registry_id: Optional[str] = None,
+                   registry_subscription: Optional[str] = None) -> authorization.RoleAssignment:
+        """AcrPull for a cluster's kubelet identity, so nodes pull without a secret: on the workspace registry,
+        or on `registry_id` (the global registry, maybe in another subscription, whose role definition ID the
+        assignment must use)."""
         subscription = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         return authorization.RoleAssignment(
             name, principal_id=principal_id,
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
             role_definition_id=subscription.subscription_id.apply(
-                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}"),
-            scope=self.registry_id,
+                lambda s: f"/subscriptions/{registry_subscription or s}/providers/Microsoft.Authorization/"
+                          f"roleDefinitions/{ACR_PULL_ROLE}"),
+            scope=registry_id or self.registry_id,
             opts=pulumi.ResourceOptions(parent=self))

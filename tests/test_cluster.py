@@ -159,6 +159,32 @@ def test_registry_has_no_admin_user_and_cluster_pulls_by_identity(dev):
     assert pull["roleDefinitionId"] == f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL}"
 
 
+GLOBAL_REGISTRY = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-shared/providers/"
+                   "Microsoft.ContainerRegistry/registries/ContosoGlobal")
+
+
+def test_nodes_may_pull_what_was_found_in_the_global_registry():
+    config = copy.deepcopy(stack_file_config("dev"))
+    config["workspace"]["globalRegistry"] = GLOBAL_REGISTRY
+    run = run_program(config, stack="dev")
+    pull = run.named("cluster-acr-pull-global").inputs
+    assert pull["scope"] == GLOBAL_REGISTRY and pull["principalId"] == "kubelet-object-id"
+    # The registry's own subscription: a role definition ID of the deployer's would not match the scope.
+    assert pull["roleDefinitionId"] == ("/subscriptions/11111111-2222-3333-4444-555555555555/providers/"
+                                        f"Microsoft.Authorization/roleDefinitions/{ACR_PULL}")
+    looked_up = [a["name"] for t, a in run.invokes if t == "docker:index/getRegistryImage:getRegistryImage"]
+    assert any(name.startswith("contosoglobal.azurecr.io/azureml/") for name in looked_up)
+
+
+def test_a_global_registry_given_by_name_is_refused_saying_why():
+    from components.config import ConfigError, parse_stack_config
+    config = copy.deepcopy(stack_file_config("dev"))
+    config["workspace"]["globalRegistry"] = "contosoglobal"
+    with pytest.raises(ConfigError, match=r"workspace\.globalRegistry: 'contosoglobal' must be the registry's resource "
+                                          r"ID.*the cluster's nodes are granted AcrPull on it"):
+        parse_stack_config(config)
+
+
 def test_model_storage_is_private_https_and_tls12(dev):
     account = dev.one("azure-native:storage:StorageAccount").inputs
     assert account["enableHttpsTrafficOnly"] is True and account["minimumTlsVersion"] == "TLS1_2"
