@@ -33,7 +33,7 @@ def main() -> None:
     cluster = ModelCluster(
         "cluster", cfg.cluster, resource_group_name=cfg.cluster.resource_group or workspace.resource_group_name,
         location=cfg.workspace.location, log_analytics_workspace_id=workspace.log_analytics_workspace_id,
-        attached=attached)
+        attached=attached, load_balancer_subnet=cfg.router.load_balancer.subnet)
     if attached is None or attached.kubelet_object_id:
         workspace.grant_pull("cluster-acr-pull", cluster.kubelet_object_id)
         if cfg.workspace.global_registry:  # images found there are pulled from there

@@ -11,7 +11,7 @@ from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import authorization, containerservice
+from pulumi_azure_native import authorization, containerservice, managedidentity
 
 from components.cluster_access import grant_deployer
 from components.config import Cluster, ConfigError, StackConfig, check_attached_pools, pool_capacity
@@ -26,6 +26,13 @@ SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
 GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
 POOL_LABEL = "aks-serving/pool"
 ACCELERATOR_LABEL = "aks-serving/accelerator"
+NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"  # built-in Network Contributor
+
+
+@dataclass(frozen=True)
+class ControlPlaneIdentity:
+    id: pulumi.Output[str]
+    grants: list  # its Network Contributor role assignments, which the cluster waits for
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,9 @@ class ModelCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: Cluster, *, resource_group_name: pulumi.Input[str],
                  location: str, log_analytics_workspace_id: pulumi.Input[str],
-                 attached: Optional[AttachedCluster] = None, opts: Optional[pulumi.ResourceOptions] = None):
+                 attached: Optional[AttachedCluster] = None, load_balancer_subnet: Optional[str] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        """`load_balancer_subnet`: the subnet of the cluster's VNet an internal load balancer takes its address in."""
         super().__init__("aks-serving:index:ModelCluster", name, None, opts)
         self._name, self._config = name, config
         if config.attached:
@@ -109,7 +118,10 @@ class ModelCluster(pulumi.ComponentResource):
         else:
             pool_list = config.pools()
             subnet_id = self._subnet_id(resource_group_name)  # every pool's nodes go in the same subnet
-            cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id, subnet_id)
+            control_plane = self._control_plane_identity(resource_group_name, location, load_balancer_subnet) \
+                if subnet_id is not None else None
+            cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id, subnet_id,
+                                           control_plane)
             user_pools = self._create_user_pools(resource_group_name, cluster, subnet_id)
             if config.container_insights:
                 container_insights(name, cluster_id=cluster.id, cluster_name=config.name,
@@ -143,7 +155,26 @@ class ModelCluster(pulumi.ComponentResource):
             "totalVcpus": self.total_vcpus, "pools": self.pools, "kubeconfig": self.kubeconfig,
         })
 
-    def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id, subnet_id):
+    def _control_plane_identity(self, resource_group_name, location, load_balancer_subnet: Optional[str]):
+        """In a subnet of your own, AKS manages the nodes' NICs and the load balancers' addresses as the cluster's
+        identity, which needs Network Contributor there before the cluster is created: a system-assigned identity
+        would exist only afterwards, so the control plane gets a user-assigned one, granted first."""
+        identity = managedidentity.UserAssignedIdentity(
+            f"{self._name}-control-plane", resource_group_name=resource_group_name,
+            location=self._config.location or location, tags={"managed-by": "aks-serving"},
+            opts=pulumi.ResourceOptions(parent=self))
+        subnets = [self._config.network.subnet_name] + ([load_balancer_subnet] if load_balancer_subnet and
+                                                       load_balancer_subnet != self._config.network.subnet_name else [])
+        grants = [authorization.RoleAssignment(
+            f"{self._name}-network-{subnet}", principal_id=identity.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL, scope=self._subnet_id(resource_group_name, subnet),
+            role_definition_id=authorization.get_client_config_output().subscription_id.apply(
+                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{NETWORK_CONTRIBUTOR_ROLE}"),
+            opts=pulumi.ResourceOptions(parent=self)) for subnet in subnets]
+        return ControlPlaneIdentity(identity.id, grants)
+
+    def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id, subnet_id,
+                        control_plane: Optional["ControlPlaneIdentity"]):
         c = self._config
         autoscaled = c.max_node_count is not None
         # The platform moves these under us (auto-upgrade, cluster autoscaler); re-applying the
@@ -170,7 +201,9 @@ class ModelCluster(pulumi.ComponentResource):
             dns_prefix=c.name,
             kubernetes_version=c.kubernetes_version,
             identity=containerservice.ManagedClusterIdentityArgs(
-                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED),
+                type=containerservice.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[control_plane.id]) if control_plane else
+            containerservice.ManagedClusterIdentityArgs(type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED),
             agent_pool_profiles=[system_pool],
             enable_rbac=True,
             aad_profile=containerservice.ManagedClusterAADProfileArgs(
@@ -194,7 +227,8 @@ class ModelCluster(pulumi.ComponentResource):
             sku=containerservice.ManagedClusterSKUArgs(
                 name="Base", tier=c.sku_tier or ("Standard" if c.purpose == "production" else "Free")),
             tags={"cluster-purpose": c.purpose, "managed-by": "aks-serving"},
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, retain_on_delete=c.retained),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, retain_on_delete=c.retained,
+                                        depends_on=control_plane.grants if control_plane else None),
         )
 
     def _network_profile(self) -> containerservice.ContainerServiceNetworkProfileArgs:
@@ -213,14 +247,15 @@ class ModelCluster(pulumi.ComponentResource):
             pod_cidr=n.pod_cidr,
         )
 
-    def _subnet_id(self, resource_group_name) -> Optional[pulumi.Output[str]]:
+    def _subnet_id(self, resource_group_name, subnet: Optional[str] = None) -> Optional[pulumi.Output[str]]:
+        """The nodes' subnet (or `subnet` of the same VNet), in the deployer's subscription."""
         n = self._config.network
         if not n.custom_subnet:
             return None
         subscription = authorization.get_client_config_output().subscription_id
         return pulumi.Output.all(subscription, n.vnet_resource_group or resource_group_name).apply(
             lambda args: f"/subscriptions/{args[0]}/resourceGroups/{args[1]}/providers/Microsoft.Network"
-                         f"/virtualNetworks/{n.vnet_name}/subnets/{n.subnet_name}")
+                         f"/virtualNetworks/{n.vnet_name}/subnets/{subnet or n.subnet_name}")
 
     def _addons(self, log_analytics_workspace_id) -> dict:
         c, addons = self._config, {}

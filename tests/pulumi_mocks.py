@@ -106,7 +106,12 @@ class AzureStandIn(mocks.Mocks):
     @staticmethod
     def _computed(typ: str, inputs: dict) -> dict:
         if typ == "azure-native:containerservice:ManagedCluster":
-            return {"name": inputs["resourceName"],
+            identity = dict(inputs.get("identity") or {})
+            if isinstance(identity.get("userAssignedIdentities"), list):  # ARM answers with a map by identity ID
+                identity["userAssignedIdentities"] = {i: {"principalId": "control-plane-principal",
+                                                          "clientId": "control-plane-client"}
+                                                      for i in identity["userAssignedIdentities"]}
+            return {"name": inputs["resourceName"], **({"identity": identity} if identity else {}),
                     "identityProfile": {"kubeletidentity": {"objectId": "kubelet-object-id", "clientId": "kubelet-client"}},
                     "oidcIssuerProfile": {"enabled": True, "issuerURL": "https://oidc.example/issuer/"}}
         if typ == "azure-native:containerregistry:Registry":

@@ -143,6 +143,27 @@ def test_custom_subnet_is_resolved_in_the_deployers_subscription():
     assert run.one(AGENT_POOL).inputs["vnetSubnetID"] == system["vnetSubnetID"]
 
 
+def test_in_a_subnet_of_your_own_the_control_plane_identity_is_granted_network_contributor_first():
+    network = {"vnetName": "vnet", "subnetName": "aks", "serviceCidr": "10.0.0.0/16", "dnsServiceIp": "10.0.0.10"}
+    config = with_cluster("dev", network=network)
+    config["router"] = {"loadBalancer": {"type": "internal", "subnet": "ingress"}}
+    run = run_program(config, stack="dev")
+    cluster = run.one(MANAGED_CLUSTER)
+    assert cluster.inputs["identity"]["type"] == "UserAssigned"
+    [identity] = [r for r in run.of_type("azure-native:managedidentity:UserAssignedIdentity") if r.name == "cluster-control-plane"]
+    assert list(cluster.inputs["identity"]["userAssignedIdentities"]) == [f"/subscriptions/{SUBSCRIPTION}/mock/{identity.name}"]
+    grants = {r.name: r for r in run.of_type("azure-native:authorization:RoleAssignment") if r.name.startswith("cluster-network-")}
+    vnet = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlw-dev/providers/Microsoft.Network/virtualNetworks/vnet"
+    assert {g.inputs["scope"] for g in grants.values()} == {f"{vnet}/subnets/aks", f"{vnet}/subnets/ingress"}
+    assert all(g.inputs["roleDefinitionId"].endswith("/4d97b98b-1d4f-4787-a291-c67834d212e7") for g in grants.values())
+    assert set(grants) <= set(cluster.depends_on)
+
+
+def test_without_a_subnet_of_your_own_the_cluster_keeps_a_system_assigned_identity(dev):
+    assert dev.one(MANAGED_CLUSTER).inputs["identity"] == {"type": "SystemAssigned"}
+    assert not [r for r in dev.resources if r.name.startswith("cluster-network-")]
+
+
 def test_a_preview_with_unknown_values_runs():
     run = run_program(stack_file_config("prod"), stack="prod", preview=True)
     assert len(run.of_type(MANAGED_CLUSTER)) == 1
