@@ -3,6 +3,7 @@
 .venv/bin/python bench/request_path.py [--requests 20000] [--rounds 5]      # microseconds per request
 .venv/bin/python bench/request_path.py --instructions 2000,6000            # machine instructions per request
 .venv/bin/python bench/request_path.py --baseline DIR ...                  # the same for DIR's `router`, beside
+.venv/bin/python bench/request_path.py --telemetry                          # and with Application Insights on
 
 The scoring server's connection (`router.http.server.HttpConnection`) and the replica's kept-alive
 connection (`router.http.upstream.UpstreamConnection`) are the real ones, on stand-in transports: the
@@ -92,11 +93,13 @@ async def run(requests: int) -> float:
     workdir = Path(tempfile.mkdtemp(prefix="request-path-"))
     (workdir / "primary").write_text(KEY)
     (workdir / "secondary").write_text("bench-secondary-key")
-    config = RouterConfig.model_validate({"services": {"echo": {
-        "auth": {"mode": "key", "keyFiles": [str(workdir / "primary"), str(workdir / "secondary")]},
-        "backend": {"kind": "static", "urls": [REPLICA]},
-        "requests": {"maxConcurrentPerReplica": 64, "maxQueueWaitMs": 500, "scoringTimeoutMs": 60000},
-        "autoscale": {"enabled": False}}}})
+    echo = {"auth": {"mode": "key", "keyFiles": [str(workdir / "primary"), str(workdir / "secondary")]},
+            "backend": {"kind": "static", "urls": [REPLICA]},
+            "requests": {"maxConcurrentPerReplica": 64, "maxQueueWaitMs": 500, "scoringTimeoutMs": 60000},
+            "autoscale": {"enabled": False}}
+    if os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):  # --telemetry's variant
+        echo["appInsights"] = True
+    config = RouterConfig.model_validate({"services": {"echo": echo}})
     router = Router(config)
     await router.start()
     router.access_log._stream = open(os.devnull, "w")
@@ -132,9 +135,10 @@ async def _report(requests: int) -> None:
     print(json.dumps({"seconds": await run(requests)}))
 
 
-def timed(package_dir: Path, requests: int) -> float:
+def timed(package_dir: Path, requests: int, extra_env: dict | None = None) -> float:
     out = subprocess.run([sys.executable, __file__, "--child", str(requests)], cwd=package_dir,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(package_dir)})
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(package_dir), **(extra_env or {})})
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     return json.loads(out.stdout.splitlines()[-1])["seconds"] / requests * 1e6
@@ -150,12 +154,21 @@ def instructions(package_dir: Path, requests: int) -> int:
     return int(collected.group(1))
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--instructions", help="LOW,HIGH: count instructions under callgrind for two sizes")
     parser.add_argument("--baseline", type=Path, help="a directory holding another `router` package")
+    parser.add_argument("--telemetry", action="store_true", help="also time the router with Application Insights "
+                        "on (its exporter process posting to bench/ingestion_sink.py)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -170,13 +183,29 @@ def main() -> None:
             per_request = (instructions(where, high) - instructions(where, low)) / (high - low)
             print(f"{name:9} {per_request:10,.0f} instructions per request")
         return
-    times: dict[str, list[float]] = {name: [] for name in packages}
-    for _ in range(args.rounds):  # interleaved, so both see the same machine
-        for name, where in packages.items():
-            times[name].append(timed(where, args.requests))
+    variants = {name: (where, None) for name, where in packages.items()}
+    sink = None
+    if args.telemetry:
+        port = _free_port()
+        sink = subprocess.Popen([sys.executable, str(BENCH / "ingestion_sink.py"), str(port)])
+        time.sleep(0.5)
+        variants["telemetry"] = (REPO, {"APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            f"InstrumentationKey=00000000-0000-4000-8000-000000000001;IngestionEndpoint=http://127.0.0.1:{port}/")})
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for _ in range(args.rounds):  # interleaved, so all see the same machine
+            for name, (where, extra_env) in variants.items():
+                times[name].append(timed(where, args.requests, extra_env))
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(10)
     for name, values in times.items():
         print(f"{name:9} {statistics.median(values):6.1f} us per request (median of {args.rounds}; "
               f"fastest {min(values):.1f})")
+    if "telemetry" in times:
+        print(f"telemetry on - off: {statistics.median(times['telemetry']) - statistics.median(times['router']):+.1f} "
+              "us per request")
     if "baseline" in times:
         print(f"router / baseline: {statistics.median(times['router']) / statistics.median(times['baseline']):.3f}")
 
