@@ -27,12 +27,14 @@ GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
 POOL_LABEL = "aks-serving/pool"
 ACCELERATOR_LABEL = "aks-serving/accelerator"
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"  # built-in Network Contributor
+MANAGED_IDENTITY_OPERATOR_ROLE = "f1a07417-d97a-45cb-824c-7a7467783830"  # built-in Managed Identity Operator
 
 
 @dataclass(frozen=True)
-class ControlPlaneIdentity:
-    id: pulumi.Output[str]
-    grants: list  # its Network Contributor role assignments, which the cluster waits for
+class ClusterIdentities:
+    control_plane: managedidentity.UserAssignedIdentity
+    kubelet: managedidentity.UserAssignedIdentity  # pulls images (AcrPull), as every node
+    grants: list  # what the control plane must hold before the cluster is created
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,9 @@ class ModelCluster(pulumi.ComponentResource):
         else:
             pool_list = config.pools()
             subnet_id = self._subnet_id(resource_group_name)  # every pool's nodes go in the same subnet
-            control_plane = self._control_plane_identity(resource_group_name, location, load_balancer_subnet) \
-                if subnet_id is not None else None
+            identities = self._identities(resource_group_name, location, load_balancer_subnet)
             cluster = self._create_cluster(resource_group_name, location, log_analytics_workspace_id, subnet_id,
-                                           control_plane)
+                                           identities)
             user_pools = self._create_user_pools(resource_group_name, cluster, subnet_id)
             if config.container_insights:
                 container_insights(name, cluster_id=cluster.id, cluster_name=config.name,
@@ -130,8 +131,9 @@ class ModelCluster(pulumi.ComponentResource):
                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=config.retained))
             self.cluster_name = cluster.name
             self.resource_group_name = pulumi.Output.from_input(resource_group_name)
-            self.kubelet_object_id = cluster.identity_profile.apply(
-                lambda profile: profile["kubeletidentity"].object_id if profile else None)
+            # Known before the cluster is (and stays known in previews of a cluster change): the AcrPull role
+            # assignment on it never shows as a replace, and exists before the first node pulls.
+            self.kubelet_object_id = identities.kubelet.principal_id
             self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else None)
             entra = config.entra.enabled
         self.purpose = pulumi.Output.from_input(config.purpose)
@@ -155,26 +157,38 @@ class ModelCluster(pulumi.ComponentResource):
             "totalVcpus": self.total_vcpus, "pools": self.pools, "kubeconfig": self.kubeconfig,
         })
 
-    def _control_plane_identity(self, resource_group_name, location, load_balancer_subnet: Optional[str]):
-        """In a subnet of your own, AKS manages the nodes' NICs and the load balancers' addresses as the cluster's
-        identity, which needs Network Contributor there before the cluster is created: a system-assigned identity
-        would exist only afterwards, so the control plane gets a user-assigned one, granted first."""
-        identity = managedidentity.UserAssignedIdentity(
-            f"{self._name}-control-plane", resource_group_name=resource_group_name,
-            location=self._config.location or location, tags={"managed-by": "aks-serving"},
+    def _identities(self, resource_group_name, location, load_balancer_subnet: Optional[str]) -> "ClusterIdentities":
+        """The control plane's and the kubelet's identities, user-assigned and granted before the cluster exists.
+
+        The kubelet's object ID is then known in every preview (a system-assigned one is unknown whenever the
+        cluster changes, and every role assignment on it would show as a replace), and its AcrPull is in place
+        before the first node pulls. AKS needs the control plane to hold Managed Identity Operator on a kubelet
+        identity it is given; in a subnet of your own it also needs Network Contributor there (on the router's
+        load balancer subnet too), before it creates the nodes' NICs and the load balancers.
+        """
+        def identity(role: str) -> managedidentity.UserAssignedIdentity:
+            return managedidentity.UserAssignedIdentity(
+                f"{self._name}-{role}", resource_group_name=resource_group_name,
+                location=self._config.location or location, tags={"managed-by": "aks-serving"},
+                opts=pulumi.ResourceOptions(parent=self))
+
+        control_plane, kubelet = identity("control-plane"), identity("kubelet")
+        grants = [self._grant(f"{self._name}-kubelet-operator", control_plane, MANAGED_IDENTITY_OPERATOR_ROLE, kubelet.id)]
+        if self._config.network.custom_subnet:
+            subnets = dict.fromkeys([self._config.network.subnet_name, load_balancer_subnet or self._config.network.subnet_name])
+            grants += [self._grant(f"{self._name}-network-{subnet}", control_plane, NETWORK_CONTRIBUTOR_ROLE,
+                                   self._subnet_id(resource_group_name, subnet)) for subnet in subnets]
+        return ClusterIdentities(control_plane, kubelet, grants)
+
+    def _grant(self, name: str, identity, role: str, scope) -> authorization.RoleAssignment:
+        return authorization.RoleAssignment(
+            name, principal_id=identity.principal_id, principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            scope=scope, role_definition_id=authorization.get_client_config_output().subscription_id.apply(
+                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
             opts=pulumi.ResourceOptions(parent=self))
-        subnets = [self._config.network.subnet_name] + ([load_balancer_subnet] if load_balancer_subnet and
-                                                       load_balancer_subnet != self._config.network.subnet_name else [])
-        grants = [authorization.RoleAssignment(
-            f"{self._name}-network-{subnet}", principal_id=identity.principal_id,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL, scope=self._subnet_id(resource_group_name, subnet),
-            role_definition_id=authorization.get_client_config_output().subscription_id.apply(
-                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{NETWORK_CONTRIBUTOR_ROLE}"),
-            opts=pulumi.ResourceOptions(parent=self)) for subnet in subnets]
-        return ControlPlaneIdentity(identity.id, grants)
 
     def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id, subnet_id,
-                        control_plane: Optional["ControlPlaneIdentity"]):
+                        identities: "ClusterIdentities"):
         c = self._config
         autoscaled = c.max_node_count is not None
         # The platform moves these under us (auto-upgrade, cluster autoscaler); re-applying the
@@ -202,8 +216,10 @@ class ModelCluster(pulumi.ComponentResource):
             kubernetes_version=c.kubernetes_version,
             identity=containerservice.ManagedClusterIdentityArgs(
                 type=containerservice.ResourceIdentityType.USER_ASSIGNED,
-                user_assigned_identities=[control_plane.id]) if control_plane else
-            containerservice.ManagedClusterIdentityArgs(type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED),
+                user_assigned_identities=[identities.control_plane.id]),
+            identity_profile={"kubeletidentity": containerservice.UserAssignedIdentityArgs(
+                resource_id=identities.kubelet.id, client_id=identities.kubelet.client_id,
+                object_id=identities.kubelet.principal_id)},
             agent_pool_profiles=[system_pool],
             enable_rbac=True,
             aad_profile=containerservice.ManagedClusterAADProfileArgs(
@@ -228,7 +244,7 @@ class ModelCluster(pulumi.ComponentResource):
                 name="Base", tier=c.sku_tier or ("Standard" if c.purpose == "production" else "Free")),
             tags={"cluster-purpose": c.purpose, "managed-by": "aks-serving"},
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, retain_on_delete=c.retained,
-                                        depends_on=control_plane.grants if control_plane else None),
+                                        depends_on=identities.grants),
         )
 
     def _network_profile(self) -> containerservice.ContainerServiceNetworkProfileArgs:

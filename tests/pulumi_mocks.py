@@ -98,6 +98,9 @@ class AzureStandIn(mocks.Mocks):
     def new_resource(self, args: mocks.MockResourceArgs):
         outputs = dict(args.inputs)
         outputs.update(self._computed(args.typ, args.inputs))
+        if args.typ == "azure-native:managedidentity:UserAssignedIdentity":  # each identity its own IDs
+            prefix = args.name.removesuffix("-identity")
+            outputs.update(name=args.name, clientId=f"{prefix}-client-id", principalId=f"{prefix}-principal-id")
         if args.typ == "random:index/randomPassword:RandomPassword":  # one per name and keepers, like a real one
             seed = args.name + json.dumps(args.inputs.get("keepers", {}), sort_keys=True)
             outputs["result"] = hashlib.sha256(seed.encode()).hexdigest()[:int(args.inputs["length"])]
@@ -112,7 +115,8 @@ class AzureStandIn(mocks.Mocks):
                                                           "clientId": "control-plane-client"}
                                                       for i in identity["userAssignedIdentities"]}
             return {"name": inputs["resourceName"], **({"identity": identity} if identity else {}),
-                    "identityProfile": {"kubeletidentity": {"objectId": "kubelet-object-id", "clientId": "kubelet-client"}},
+                    "identityProfile": inputs.get("identityProfile") or
+                    {"kubeletidentity": {"objectId": "kubelet-object-id", "clientId": "kubelet-client"}},
                     "oidcIssuerProfile": {"enabled": True, "issuerURL": "https://oidc.example/issuer/"}}
         if typ == "azure-native:containerregistry:Registry":
             return {"name": inputs["registryName"], "loginServer": f"{inputs['registryName']}.azurecr.io"}
@@ -120,8 +124,7 @@ class AzureStandIn(mocks.Mocks):
             return {"name": inputs["accountName"],
                     "primaryEndpoints": {"blob": f"https://{inputs['accountName']}.blob.core.windows.net/"}}
         if typ == "azure-native:managedidentity:UserAssignedIdentity":
-            return {"name": "models-identity", "clientId": "models-client-id", "principalId": "models-principal-id",
-                    "tenantId": TENANT}
+            return {"tenantId": TENANT}  # names and IDs per identity: new_resource
         if typ == "azure-native:storage:BlobContainer":
             return {"name": inputs["containerName"]}
         if typ == "azure-native:resources:ResourceGroup":

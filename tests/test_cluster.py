@@ -52,7 +52,7 @@ def test_prod_hardening_is_on_the_managed_cluster(prod):
     assert cluster["enableRBAC"] is True
     assert cluster["aadProfile"] == {"managed": True, "enableAzureRBAC": True}
     assert cluster["disableLocalAccounts"] is True
-    assert cluster["identity"] == {"type": "SystemAssigned"}
+    assert cluster["identity"]["type"] == "UserAssigned"
     assert cluster["apiServerAccessProfile"]["authorizedIPRanges"] == ["20.31.42.0/24"]
     assert cluster["oidcIssuerProfile"]["enabled"] is True
     assert cluster["securityProfile"] == {"workloadIdentity": {"enabled": True}}
@@ -159,9 +159,25 @@ def test_in_a_subnet_of_your_own_the_control_plane_identity_is_granted_network_c
     assert set(grants) <= set(cluster.depends_on)
 
 
-def test_without_a_subnet_of_your_own_the_cluster_keeps_a_system_assigned_identity(dev):
-    assert dev.one(MANAGED_CLUSTER).inputs["identity"] == {"type": "SystemAssigned"}
+def test_the_kubelet_identity_is_made_first_so_its_acrpull_is_known_in_previews_and_there_before_nodes(dev):
+    cluster = dev.one(MANAGED_CLUSTER)
+    kubelet = dev.named("cluster-kubelet")
+    profile = cluster.inputs["identityProfile"]["kubeletidentity"]
+    assert (profile["resourceId"], profile["objectId"]) == (f"/subscriptions/{SUBSCRIPTION}/mock/cluster-kubelet",
+                                                            "cluster-kubelet-principal-id")
+    assert list(cluster.inputs["identity"]["userAssignedIdentities"]) == [f"/subscriptions/{SUBSCRIPTION}/mock/cluster-control-plane"]
+    # AKS wants the control plane to hold Managed Identity Operator on a kubelet identity it is handed.
+    operator = dev.named("cluster-kubelet-operator").inputs
+    assert operator["scope"] == f"/subscriptions/{SUBSCRIPTION}/mock/{kubelet.name}"
+    assert operator["principalId"] == "cluster-control-plane-principal-id"
+    assert operator["roleDefinitionId"].endswith("/f1a07417-d97a-45cb-824c-7a7467783830")
+    assert "cluster-kubelet-operator" in cluster.depends_on
     assert not [r for r in dev.resources if r.name.startswith("cluster-network-")]
+    # AcrPull names the identity resource's own output, not the cluster's (unknown in a preview of any cluster
+    # change, which would show the assignment as a replace; mocks cannot show unknowns, so this checks the source).
+    pull = dev.named("cluster-acr-pull")
+    assert pull.inputs["principalId"] == "cluster-kubelet-principal-id" and "cluster-kubelet" in pull.depends_on
+    assert "cluster-aks" not in pull.depends_on
 
 
 def test_a_preview_with_unknown_values_runs():
@@ -176,7 +192,7 @@ def test_registry_has_no_admin_user_and_cluster_pulls_by_identity(dev):
     registry = dev.one("azure-native:containerregistry:Registry").inputs
     assert registry["adminUserEnabled"] is False and registry["anonymousPullEnabled"] is False
     pull = dev.named("cluster-acr-pull").inputs
-    assert pull["principalId"] == "kubelet-object-id" and pull["principalType"] == "ServicePrincipal"
+    assert pull["principalId"] == "cluster-kubelet-principal-id" and pull["principalType"] == "ServicePrincipal"
     assert pull["roleDefinitionId"] == f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL}"
 
 
@@ -189,7 +205,7 @@ def test_nodes_may_pull_what_was_found_in_the_global_registry():
     config["workspace"]["globalRegistry"] = GLOBAL_REGISTRY
     run = run_program(config, stack="dev")
     pull = run.named("cluster-acr-pull-global").inputs
-    assert pull["scope"] == GLOBAL_REGISTRY and pull["principalId"] == "kubelet-object-id"
+    assert pull["scope"] == GLOBAL_REGISTRY and pull["principalId"] == "cluster-kubelet-principal-id"
     # The registry's own subscription: a role definition ID of the deployer's would not match the scope.
     assert pull["roleDefinitionId"] == ("/subscriptions/11111111-2222-3333-4444-555555555555/providers/"
                                         f"Microsoft.Authorization/roleDefinitions/{ACR_PULL}")
