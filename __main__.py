@@ -4,7 +4,7 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime import is_config_secret
 
-from components.cluster import ModelCluster, read_attached_cluster
+from components.cluster import ModelCluster, check_kubernetes_version, read_attached_cluster
 from components.config import ConfigError, config_warnings, load_pulumi_config
 from components.config.files import missing_files
 from components.router import router_config_text
@@ -21,6 +21,7 @@ def main() -> None:
         if problems := missing_files(cfg, ROOT):
             raise ConfigError(problems)
         attached = read_attached_cluster(cfg) if cfg.cluster.attached else None
+        check_kubernetes_version(cfg)
         router_config = router_config_text(cfg)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None

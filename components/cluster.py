@@ -13,6 +13,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, containerservice, managedidentity
 
+from components import aks_versions
+from components.aks_versions import version_problem
 from components.cluster_access import grant_deployer
 from components.config import Cluster, ConfigError, StackConfig, check_attached_pools, pool_capacity
 from components.container_insights import container_insights
@@ -67,6 +69,9 @@ def read_attached_cluster(cfg: StackConfig) -> AttachedCluster:
         found = containerservice.get_managed_cluster(resource_group_name=resource_group, resource_name=name)
     except Exception as err:  # the invoke's own error says why (not found, no permission)
         raise ConfigError([f"cluster.{key}: cannot read AKS cluster {name} in {resource_group}: {err}"]) from None
+    problems = _attach_problems(found, resource_group, name, key)
+    if problems:
+        raise ConfigError(problems)
     pools, warnings = [], []
     for profile in found.agent_pool_profiles or []:
         if lookup_vm_size(profile.vm_size) is None and c.vcpus_per_node is None:
@@ -84,6 +89,46 @@ def read_attached_cluster(cfg: StackConfig) -> AttachedCluster:
         oidc_issuer_url=found.oidc_issuer_profile.issuer_url if found.oidc_issuer_profile else None,
         warnings=warnings,
     )
+
+
+def _attach_problems(found, resource_group: str, name: str, key: str) -> list[str]:
+    """What an attached cluster lacks that the models need, each with the `az aks` command that fixes it."""
+    problems = []
+    oidc = found.oidc_issuer_profile
+    workload = found.security_profile.workload_identity if found.security_profile else None
+    missing = [flag for flag, ok in (("--enable-oidc-issuer", oidc and oidc.enabled and oidc.issuer_url),
+                                     ("--enable-workload-identity", workload and workload.enabled)) if not ok]
+    if missing:
+        problems.append(f"cluster.{key}: AKS cluster {name} lacks the OIDC issuer and workload identity that model "
+                        f"pods read their files with; run `az aks update -g {resource_group} -n {name} "
+                        f"{' '.join(missing)}`")
+    version = found.current_kubernetes_version or found.kubernetes_version
+    if problem := version_problem(version, kubernetes_versions(found.location), found.location):
+        problems.append(f"cluster.{key}: AKS cluster {name} runs {problem}; upgrade it with `az aks upgrade -g "
+                        f"{resource_group} -n {name} --kubernetes-version <a supported version>`")
+    return problems
+
+
+def kubernetes_versions(location: str) -> list[dict]:
+    """The region's offered versions, or [] when ARM cannot be asked (the check is skipped, with a warning)."""
+    try:
+        client = authorization.get_client_config()
+        token = authorization.get_client_token().token
+        return aks_versions.fetch_versions(client.subscription_id, location, token)
+    except Exception as err:  # a network or permission problem must not block a deployment that may be fine
+        pulumi.log.warn(f"cluster: could not read the Kubernetes versions AKS offers in {location} ({err}); "
+                        "the version is not checked")
+        return []
+
+
+def check_kubernetes_version(cfg: StackConfig) -> None:
+    """A pinned `cluster.kubernetesVersion` AKS does not offer, refused before anything is created."""
+    c = cfg.cluster
+    if c.attached or not c.kubernetes_version:
+        return
+    location = c.location or cfg.workspace.location
+    if problem := version_problem(c.kubernetes_version, kubernetes_versions(location), location):
+        raise ConfigError([f"cluster.kubernetesVersion: {problem}; pick one of them or leave it unset (AKS's default)"])
 
 
 class ModelCluster(pulumi.ComponentResource):

@@ -92,6 +92,7 @@ class AzureStandIn(mocks.Mocks):
         # `<registry>/<repository>:<tag>` -> "sha256:..." the stand-in registries hold (public images by default).
         self.registry_digests = {**PUBLIC_IMAGES, **(registry_digests or {})}
         self.token_exchanges: list[tuple[str, str, str]] = []
+        self.version_requests: list[tuple[str, str, str]] = []
         self.created: list[Registered] = []
         self.invokes: list[tuple[str, dict]] = []
 
@@ -142,6 +143,12 @@ class AzureStandIn(mocks.Mocks):
             repository = inputs["imageName"].rsplit(":", 1)[0]
             return {"repoDigest": f"{repository}@sha256:{hashlib.sha256(inputs['imageName'].encode()).hexdigest()}"}
         return {}
+
+    def kubernetes_versions(self, subscription: str, location: str, token: str) -> list[dict]:
+        """ARM's kubernetesVersions list for a region (HTTPS to ARM) answered here, as AKS offered it late 2026."""
+        self.version_requests.append((subscription, location, token))
+        return [{"version": minor, "isPreview": preview, "patchVersions": {f"{minor}.{p}": {} for p in range(3)}}
+                for minor, preview in (("1.32", False), ("1.33", False), ("1.34", False), ("1.35", True))]
 
     def exchange_aad_token(self, login_server: str, tenant: str, aad_token: str) -> str:
         """The registry's /oauth2/exchange (HTTPS to the registry) answered here."""
@@ -248,12 +255,14 @@ def run_program(config: dict, *, stack: str = "test", preview: bool = False,
                                   [f"aks-serving:{s}" for s in secret_sections])
     mocks.set_mocks(stand_in, project="aks-serving", stack=stack, preview=preview, logger=logger,
                     monitor=RecordingMonitor(stand_in))
-    from components import image
+    from components import aks_versions, image
     real_exchange, image.exchange_aad_token = image.exchange_aad_token, stand_in.exchange_aad_token
+    real_versions, aks_versions.fetch_versions = aks_versions.fetch_versions, stand_in.kubernetes_versions
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
     finally:
         image.exchange_aad_token = real_exchange
+        aks_versions.fetch_versions = real_versions
     exports, secret = {}, set()
     for name, value in settings.get_root_resource().outputs.items() if read_exports else ():
         output = pulumi.Output.from_input(value)

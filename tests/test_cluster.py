@@ -276,7 +276,43 @@ def attached(vm_size="Standard_D3_v2", count=3, name="aks-existing"):
         {"name": "nodepool1", "vmSize": vm_size, "count": count, "mode": "System"}],
         "aadProfile": {"managed": True, "enableAzureRBAC": True},
         "identityProfile": {"kubeletidentity": {"objectId": "existing-kubelet"}},
-        "oidcIssuerProfile": {"enabled": True, "issuerURL": "https://oidc.example/existing/"}}
+        "oidcIssuerProfile": {"enabled": True, "issuerURL": "https://oidc.example/existing/"},
+        "securityProfile": {"workloadIdentity": {"enabled": True}}, "currentKubernetesVersion": "1.33.2"}
+
+
+def test_an_attached_cluster_without_workload_identity_is_refused_naming_the_az_aks_flags():
+    cluster = attached()
+    del cluster["securityProfile"]
+    cluster["oidcIssuerProfile"] = {"enabled": False}
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(attach_config(), attached_cluster=cluster)
+    assert ("cluster.name: AKS cluster aks-existing lacks the OIDC issuer and workload identity that model pods read "
+            "their files with; run `az aks update -g rg-existing -n aks-existing --enable-oidc-issuer "
+            "--enable-workload-identity`") in str(err.value)
+
+
+def test_an_attached_cluster_on_a_kubernetes_version_aks_dropped_is_refused():
+    cluster = {**attached(), "currentKubernetesVersion": "1.29.9"}
+    with pytest.raises(pulumi.RunError, match=r"cluster.name: AKS cluster aks-existing runs Kubernetes 1.29.9 is not "
+                                              r"supported by AKS in westeurope \(supported: 1.32, 1.33, 1.34\).*"
+                                              r"az aks upgrade -g rg-existing -n aks-existing"):
+        run_program(attach_config(), attached_cluster=cluster)
+
+
+@pytest.mark.parametrize("version, problem", [
+    ("1.28", "Kubernetes 1.28 is not supported by AKS in westeurope (supported: 1.32, 1.33, 1.34)"),
+    ("1.35", "Kubernetes 1.35 is not supported by AKS in westeurope"),  # preview only: not for production
+    ("1.33.9", "Kubernetes 1.33.9 is not a patch AKS offers in westeurope (for 1.33: 1.33.0, 1.33.1, 1.33.2)"),
+    ("1.33", None), ("1.34.1", None)])
+def test_a_pinned_kubernetes_version_is_checked_against_what_aks_offers_before_anything_is_created(version, problem):
+    config = with_cluster("dev", kubernetesVersion=version)
+    if problem is None:
+        run = run_program(config, stack="dev")
+        assert run.one(MANAGED_CLUSTER).inputs["kubernetesVersion"] == version
+        return
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(config, stack="dev")
+    assert f"cluster.kubernetesVersion: {problem}" in str(err.value)
 
 
 def attach_config(purpose="production", **cluster):
