@@ -231,3 +231,16 @@ def test_same_repository_pull_requests_get_a_preview_with_the_policy_pack():
     # The virtualenvs come first: the program's and the pack's.
     runs = " ".join(s.get("run", "") for s in job["steps"])
     assert ".venv/.installed" in runs and ".venv-policies/.installed" in runs
+
+
+def test_kubelogin_in_ci_asks_github_for_a_fresh_assertion_at_each_token_instead_of_an_expiring_cli_session():
+    # The Azure CLI session of azure/login lives on one GitHub OIDC assertion (AADSTS700024 once it expires).
+    # kubelogin's workloadidentity mode on GitHub Actions fetches a new one per token (its GithubActionsCredential,
+    # v0.2.0+); AAD_LOGIN_METHOD overrides the stack kubeconfig's azurecli.
+    job = _workflow()["jobs"]["preview"]
+    assert job["env"]["AAD_LOGIN_METHOD"] == "workloadidentity"
+    assert job["env"]["AZURE_CLIENT_ID"] == "${{ secrets.AZURE_CLIENT_ID }}"
+    assert job["env"]["AZURE_TENANT_ID"] == "${{ secrets.AZURE_TENANT_ID }}"
+    kubelogin = next(s for s in job["steps"] if s.get("uses", "").startswith("azure/use-kubelogin"))
+    version = tuple(int(x) for x in kubelogin["with"]["kubelogin-version"].lstrip("v").split("."))
+    assert version >= (0, 2, 0) and job["permissions"]["id-token"] == "write"
