@@ -76,7 +76,11 @@ class Workspace(pulumi.ComponentResource):
         insights = applicationinsights.Component(
             f"{name}-insights", resource_group_name=rg, **common, kind="web", application_type="web",
             workspace_resource_id=logs.id, ingestion_mode="LogAnalytics",
-            opts=child) if config.application_insights else None
+            # The connection string and key are write access to the resource: secret in the state, as they
+            # are everywhere the program passes them on (the app-insights Kubernetes Secrets).
+            opts=child.merge(pulumi.ResourceOptions(
+                additional_secret_outputs=["connectionString", "instrumentationKey"]))
+        ) if config.application_insights else None
 
         self.resource_group_name = rg
         self.registry_id = registry.id

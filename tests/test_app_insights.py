@@ -12,6 +12,9 @@ from components.config import ConfigError, parse_stack_config
 from components.router import router_config
 from local.deployment import LocalDeployment
 from pulumi_mocks import run_program, stack_file_config
+from tools.manifests import write_manifests
+from tools.scan import scan
+from tools.validate import DEFAULT_KUBERNETES_VERSION, validate_dir
 
 SECRET = "kubernetes:core/v1:Secret"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -52,7 +55,8 @@ def test_the_router_config_flags_only_the_services_that_ask():
     services = router_config(cfg, "aks-serving")["services"]
     assert {name for name, s in services.items() if s.get("appInsights")} == {"diabetes", "sentiment-ab-v2"}
     # A stack without it renders no flag at all: its router config (and so its pods) stay as they were.
-    assert not any("appInsights" in s for s in router_config(parse_stack_config(dev_config()), "x")["services"].values())
+    plain = router_config(parse_stack_config(dev_config()), "aks-serving")["services"]
+    assert not any("appInsights" in s for s in plain.values())
 
 
 def test_instrumentation_key_is_read_from_a_connection_string():
@@ -77,7 +81,7 @@ def containers(run) -> dict[str, dict]:
 
 def from_secrets(container: dict) -> dict[str, tuple[str, str]]:
     return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
-            for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+            for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
 
 
 def test_the_connection_string_is_a_secret_beside_the_router_and_the_models(enabled):
@@ -106,6 +110,8 @@ def test_router_and_the_enabled_models_read_it_from_the_secret_and_no_one_else(e
 
 
 def test_the_connection_string_is_in_no_configmap_and_no_plain_output(enabled):
+    (component,) = enabled.of_type("azure-native:applicationinsights:Component")
+    assert {"connectionString", "instrumentationKey"} <= set(component.secret_outputs)  # secret in the state
     for config_map in enabled.of_type("kubernetes:core/v1:ConfigMap"):
         assert "InstrumentationKey" not in json.dumps(config_map.inputs)
     plain = {name: value for name, value in enabled.exports.items() if name not in enabled.secret_exports}
@@ -132,3 +138,16 @@ def test_make_run_gives_the_flag_to_the_replicas_of_the_services_that_ask_and_no
     assert {name for name, env in envs.items() if env.get("AML_APP_INSIGHTS_ENABLED") == "true"} == {"diabetes"}
     assert not any(env.keys() & {"AML_APP_INSIGHTS_KEY", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
                    for env in envs.values())
+
+
+def test_the_objects_pass_kubernetes_validate_and_checkov_and_inline_no_secret(enabled, tmp_path):
+    pods = [r.inputs["spec"]["template"]["spec"] for r in enabled.of_type(DEPLOYMENT)]
+    read = {ref for pod in pods for c in pod["containers"] + pod.get("initContainers", [])
+            for ref in from_secrets(c).values()}
+    assert {secret for secret, _ in read} == {"app-insights"}  # what the checkov skip (CKV_K8S_35) relies on
+    written = write_manifests(enabled, tmp_path)
+    assert written.misplaced_secrets == []  # the connection string reaches pods only through the Secret
+    report = validate_dir(tmp_path / "k8s", DEFAULT_KUBERNETES_VERSION)
+    assert report.errors == {}
+    result = scan(tmp_path / "k8s")
+    assert result.parsing_errors == [] and [str(f) for f in result.failures] == []

@@ -133,7 +133,8 @@ def test_a_refusing_ingestion_endpoint_is_counted_not_raised():
 
 
 LOCAL_PYTHON = Path(os.environ.get("ROUTER_INFERENCE_PYTHON") or REPO / ".venv-inference" / "bin" / "python")
-PRINTING_SCORE = "import json\ndef init():\n    pass\ndef run(raw):\n    print('scoring', json.loads(raw)['x'])\n    return 1\n"
+PRINTING_SCORE = ("import json\ndef init():\n    pass\n"
+                  "def run(raw):\n    print('scoring', json.loads(raw)['x'])\n    return 1\n")
 
 
 @pytest.mark.skipif(not LOCAL_PYTHON.exists(), reason="no .venv-inference (make venv)")
