@@ -23,7 +23,7 @@ from components.auto_tls import SOLVER_LABEL, SOLVER_PORT, AutoTls
 from components.config import AuthSettings, DeploymentSpec, StackConfig
 from components.image import PORT as MODEL_PORT
 from components.keys import key_secret_labels
-from components.router_config import (CONFIG_FILE, check_config_size, config_text, oidc_token_auth,
+from components.router_config import (CONFIG_FILE, TOKEN_ISSUER, check_config_size, config_text, oidc_token_auth,
                                       render_router_config)
 from components.workload import (container_security, labels, namespace_labels, pod_security, resources,
                                  selector, tmp_volume)
@@ -34,7 +34,6 @@ ACME_PORT = 8088  # auto TLS: the load balancer's port 80 (ACME challenges, and 
 UID = 10001  # router/Dockerfile's USER
 CONFIG_DIR, TOKEN_DIR, TLS_DIR = "/etc/router", "/etc/router/token", "/etc/router/tls"
 PEER_SERVICE = "router-peers"
-TOKEN_ISSUER = "aks-serving"
 PRE_STOP_SECONDS = 5  # the load balancer stops sending before the router stops accepting
 CPU_TARGET_PERCENT = 70
 

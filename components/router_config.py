@@ -14,6 +14,7 @@ from components.config import AuthSettings, ConfigError, DeploymentSpec, StackCo
 from components.config.token_auth import TokenAuth
 from router.settings import RouterConfig
 
+TOKEN_ISSUER = "aks-serving"  # the `iss` of the tokens the stack's own key signs (audience: the service's name)
 CONFIG_FILE = "config.json"  # the router reads a file by its suffix: json.loads, where YAML would be pure Python
 MAX_CONFIG_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data is over 1 MiB
 

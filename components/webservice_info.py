@@ -7,12 +7,13 @@ where to read it (`stateCommand`, and the Kubernetes Deployment that holds it).
 from __future__ import annotations
 
 from components.config import DeploymentSpec, Endpoint, ServiceSpec, StackConfig, version_service_name
+from components.router_config import TOKEN_ISSUER
 
 STATUS_COMMAND = "python -m aks_serving status --stack {stack}"
 
 
 def service_info(cfg: StackConfig, name: str, spec: ServiceSpec, stack: str) -> dict:
-    return {"computeType": "AKS", **_auth(spec), **_deployment(cfg, name, spec, stack), **_described(spec)}
+    return {"computeType": "AKS", **_auth(name, spec), **_deployment(cfg, name, spec, stack), **_described(spec)}
 
 
 def endpoint_info(cfg: StackConfig, name: str, endpoint: Endpoint, stack: str) -> dict:
@@ -22,13 +23,20 @@ def endpoint_info(cfg: StackConfig, name: str, endpoint: Endpoint, stack: str) -
                           "isControlVersionType": spec.is_control_version_type,
                           **_deployment(cfg, version_service_name(name, version), spec, stack), **_described(spec)}
                 for version, spec in endpoint.versions.items()}
-    return {"computeType": "AKSENDPOINT", **_auth(endpoint), "defaultVersion": endpoint.default_version,
+    return {"computeType": "AKSENDPOINT", **_auth(name, endpoint), "defaultVersion": endpoint.default_version,
             "traffic": traffic, **_described(endpoint), "versions": versions}
 
 
-def _auth(settings) -> dict:
-    return {"auth": settings.auth_mode, "authEnabled": settings.auth_mode == "key",
-            "tokenAuthEnabled": settings.auth_mode == "token"}
+def _auth(name: str, settings) -> dict:
+    found = {"auth": settings.auth_mode, "authEnabled": settings.auth_mode == "key",
+             "tokenAuthEnabled": settings.auth_mode == "token"}
+    if settings.auth_mode == "token":
+        # Who issues the tokens the router accepts: an OIDC issuer the config names, or the stack's own key
+        # (`python -m aks_serving token`), whose issuer is fixed and whose audience is the service's name.
+        oidc = settings.token_auth
+        found["token"] = ({"issuer": oidc.issuer_url, "audiences": oidc.audiences} if oidc else
+                          {"issuer": TOKEN_ISSUER, "audiences": [name]})
+    return found
 
 
 def _deployment(cfg: StackConfig, service: str, spec: DeploymentSpec, stack: str) -> dict:

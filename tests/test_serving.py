@@ -408,6 +408,8 @@ def test_outputs_hold_what_v1s_webservice_exposed(described):
     assert (diabetes["description"], diabetes["tags"]["model version"]) == ("diabetes progression, ridge regression", "2")
     sentiment = described.exports["services"]["sentiment"]
     assert (sentiment["auth"], sentiment["authEnabled"], sentiment["tokenAuthEnabled"]) == ("token", False, True)
+    assert sentiment["token"] == {"issuer": "aks-serving", "audiences": ["sentiment"]}  # the stack's own key
+    assert "token" not in diabetes
     endpoint = described.exports["endpoints"]["sentiment-ab"]
     assert (endpoint["computeType"], endpoint["defaultVersion"], endpoint["tags"]) == ("AKSENDPOINT", "v1", {"sckitlearn": "demo"})
     assert endpoint["swaggerUri"] == "http://20.31.42.53/api/v1/service/sentiment-ab-v1/swagger.json"

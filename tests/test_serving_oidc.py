@@ -31,6 +31,8 @@ def test_the_router_is_configured_for_the_tenant_and_no_stack_key_is_made(entra)
     names = {r.inputs["metadata"]["name"] for r in entra.of_type("kubernetes:core/v1:ConfigMap")}
     assert "router-token-keys" not in names
     assert entra.exports["services"]["sentiment"]["auth"] == "token"
+    # The outputs say whose tokens the service takes, as a client must ask Entra for them.
+    assert entra.exports["services"]["sentiment"]["token"] == {"issuer": ISSUER, "audiences": ["api://sentiment"]}
 
 
 def test_the_router_pods_may_reach_the_issuer(entra):
