@@ -30,6 +30,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from aks_serving.errors import CommandError
 
 MERGE_PATCH = "application/merge-patch+json"
+FIELD_MANAGER = "aks-serving-cli"  # who changed a key, in the Secret's managedFields
 
 
 def api_client(kubeconfig: str) -> client.ApiClient:
@@ -77,11 +78,14 @@ class Cluster:
 
     def patch_secret_field(self, secret: client.V1Secret, field: str, value: str) -> None:
         """Only `field` changes: a merge patch leaves the other key as it is, so clients using it never see a
-        moment without it (an update of the whole object could race a concurrent one; this cannot)."""
+        moment without it (an update of the whole object could race a concurrent one; this cannot).
+
+        The Secret is Pulumi's (server-side apply): once the stack config records the same value, the next
+        `pulumi up` applies what the cluster already has, and the field is shared instead of put back."""
         body = {"data": {field: base64.b64encode(value.encode()).decode()}}
         meta = secret.metadata
         _call(f"secret {meta.namespace}/{meta.name}", self.core.patch_namespaced_secret, meta.name, meta.namespace,
-              body, _content_type=MERGE_PATCH)
+              body, field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH)
 
     def lease_holder(self, namespace: str, name: str) -> str | None:
         try:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
+from typing import Iterator
 
+from aks_serving.errors import CommandError
 from aks_serving.target import LogSource, Target, deployment_service
 
 DONE = object()
@@ -28,26 +31,36 @@ def run(target: Target, args) -> int:
         print(f"{service}: no replica is running in {target.label}")
         return 1
     show = _prefixed if len(sources) > 1 else (lambda name, line: line)
+    failed: list[str] = []
     if args.follow and len(sources) > 1:
-        _interleave(sources, show)
+        _interleave(sources, show, failed)
     else:
         for source in sources:
-            for line in source.lines:
+            for line in _lines(source, failed):
                 print(show(source.name, line), flush=args.follow)
-    return 0
+    return 1 if failed else 0
+
+
+def _lines(source: LogSource, failed: list[str]) -> Iterator[str]:
+    """A replica's lines; one that has none to give (a pod still starting) is named, and the others go on."""
+    try:
+        yield from source.lines
+    except CommandError as err:
+        failed.append(source.name)
+        print(f"{source.name}: {err}", file=sys.stderr, flush=True)
 
 
 def _prefixed(name: str, line: str) -> str:
     return f"[{name}] {line}"
 
 
-def _interleave(sources: list[LogSource], show) -> None:
+def _interleave(sources: list[LogSource], show, failed: list[str]) -> None:
     """Followed logs of several replicas, each line as it comes (one reader thread per replica)."""
     lines: queue.Queue = queue.Queue()
 
     def read(source: LogSource) -> None:
         try:
-            for line in source.lines:
+            for line in _lines(source, failed):
                 lines.put((source.name, line))
         finally:
             lines.put(DONE)

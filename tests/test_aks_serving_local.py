@@ -3,10 +3,13 @@
 The dev stack runs for real on loopback (the router, the Azure ML inference server); diabetes keeps two
 replicas, so its log has two sources.
 """
+import contextlib
 import json
+import queue
 import stat
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,6 +63,28 @@ def test_logs_are_each_replicas_own_file_prefixed_by_replica(running):
     assert version.returncode == 0 and not version.stdout.startswith("[")  # one replica: no prefix
     assert "sentiment-ab is an endpoint: pick a version with --version (v1 (default), v2)" in \
         cli(running, "logs", "sentiment-ab").stderr
+
+
+def test_logs_follow_shows_a_request_as_it_is_served(running):
+    follower = subprocess.Popen([sys.executable, "-m", "aks_serving", "logs", "diabetes", "--follow", "--tail", "0",
+                                 "--local", "--stack", "e2e", "--stack-file", str(running.stack_file),
+                                 "--state-dir", str(running.state)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
+    try:
+        # A request a second until one's access-log line arrives (the follower may still be starting when the
+        # first is served, and --tail 0 skips what was there); bounded in time.
+        seen, deadline = [], time.monotonic() + 30
+        while not any('"POST /score' in line for line in seen) and time.monotonic() < deadline:
+            assert score(running, running.deployment()["services"]["diabetes"]["primaryKey"]) == 200
+            with contextlib.suppress(queue.Empty):
+                while time.monotonic() < deadline:
+                    seen.append(lines.get(timeout=1))
+        served = [line for line in seen if '"POST /score' in line]
+        assert served and all(line.startswith("[replica-") for line in seen)
+    finally:
+        follower.kill()
+        follower.wait()
 
 
 def test_status_is_the_make_status_table(running):

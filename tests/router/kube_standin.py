@@ -30,6 +30,7 @@ class StandInApiServer:
         self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
         self.scales: dict[tuple[str, str], int | None] = {}  # (namespace, deployment) -> spec.replicas
         self.scale_patches: list[tuple[str, int]] = []
+        self.patched_by: list[tuple[str, str, str | None]] = []  # merge patches: (resource, name, fieldManager)
         self.pod_logs: dict[tuple[str, str], list[str]] = {}  # (namespace, pod) -> lines of its container
         self.forwards: dict[tuple[str, str, int], int] = {}  # (namespace, pod, port) -> a port on 127.0.0.1
         self._log_written = asyncio.Event()
@@ -128,6 +129,7 @@ class StandInApiServer:
             self.put(resource, ns, body)
             return web.json_response(self.objects[key])
         if verb == "patch" and request.content_type == "application/merge-patch+json" and key in self.objects:
+            self.patched_by.append((resource, name, request.query.get("fieldManager")))
             self.put(resource, ns, _merge_patch(self.objects[key], body))
             return web.json_response(self.objects[key])
         return web.json_response({"kind": "Status", "code": 405}, status=405)

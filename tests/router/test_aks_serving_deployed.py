@@ -169,6 +169,12 @@ async def test_logs_of_a_service_and_of_an_endpoint_version(deployed, standin):
     assert code == 0, err
     assert out.splitlines() == ["[diabetes-5c8-a] diabetes-5c8-a init() done", "[diabetes-5c8-a] diabetes-5c8-a scored 1 row",
                                 "[diabetes-5c8-b] diabetes-5c8-b init() done", "[diabetes-5c8-b] diabetes-5c8-b scored 1 row"]
+    # A pod whose container has not started has no log yet: it is named, the others are still shown.
+    standin.put("pods", MODELS_NS, pod("diabetes-5c8-c", selector("diabetes", "model"), "model"))
+    code, out, err = await cli(env, "logs", "diabetes", "--tail", "1")
+    assert code == 1 and "diabetes-5c8-c: the log of pod aks-serving-models/diabetes-5c8-c: the API server " \
+                         "answered 404" in err
+    assert out.splitlines() == ["[diabetes-5c8-a] diabetes-5c8-a scored 1 row", "[diabetes-5c8-b] diabetes-5c8-b scored 1 row"]
     code, out, err = await cli(env, "logs", "sentiment-ab", "--version", "v2")
     assert (code, out) == (0, "v2 ready\n"), err  # one pod: no prefix
     code, out, err = await cli(env, "logs", "sentiment-ab")
@@ -193,7 +199,7 @@ async def test_logs_follow_prints_lines_as_the_pod_writes_them(deployed, standin
         await process.wait()
 
 
-async def test_regen_key_rotates_one_key_with_no_failed_request_on_the_other(deployed):
+async def test_regen_key_rotates_one_key_with_no_failed_request_on_the_other(deployed, standin):
     env, client = deployed
     url = "/api/v1/service/diabetes/score"
     old_primary, secondary = KEYS["diabetes"]
@@ -215,6 +221,7 @@ async def test_regen_key_rotates_one_key_with_no_failed_request_on_the_other(dep
     code, out, err = await rotating
     assert code == 0, err
     assert failures == [] and sent > 20
+    assert standin.patched_by == [("secrets", "diabetes-keys", "aks-serving-cli")]  # one patch, saying who
 
     code, new_primary, _ = await cli(env, "keys", "diabetes", "--only", "primary")
     assert len(new_primary) == 32 and new_primary.isalnum() and new_primary != old_primary
