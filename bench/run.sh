@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Router benchmark: installs nginx and wrk (Debian packages) if missing, then runs bench/run.py.
-# Usage (from anywhere): bench/run.sh [--seconds 5] [--rounds 3]
+# Usage (from anywhere): bench/run.sh [--seconds 5] [--rounds 3] [--baseline DIR] [--telemetry]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
