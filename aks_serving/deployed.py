@@ -76,8 +76,8 @@ class DeployedStack:
         stack = f" --stack {self.stack}" if self.stack else ""
         which = "primary" if field == "primaryKey" else "secondary"
         return [
-            "The cluster has it now. Record it in the stack config, or the next `pulumi up` puts the old key back",
-            "(the key is piped, so it never appears in your shell history or in the process list):",
+            "The cluster has it now. Record it in the stack config, or a later `pulumi up` may put the stack's",
+            "key back (the key goes through the pipe, never into your shell history or the process list):",
             f"  python -m aks_serving keys {owner}{stack} --only {which} | \\",
             f"    pulumi config set --secret --path '{kind}.{owner}.keys.{field}'{stack}",
         ]
