@@ -99,5 +99,8 @@ def test_model_data_is_collected_in_v1s_layout_under_python_3_6(v1_run):
 
 
 def test_the_server_reads_model_ids_from_the_layout(v1_run):
-    log = (v1_run.state / "router.log").read_text()
-    assert "Error while fetching model IDs" not in log and "NotADirectoryError" not in log
+    # Each replica's output is a file of its own (what `python -m aks_serving logs --local` reads).
+    replicas = sorted((v1_run.state / "logs").glob("*/replica-*.log"))
+    logs = [path.read_text() for path in replicas]
+    assert len(replicas) >= 7 and all("Listening at: http://127.0.0.1" in log for log in logs)  # gunicorn started
+    assert not any("Error while fetching model IDs" in log or "NotADirectoryError" in log for log in logs)
