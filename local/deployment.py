@@ -257,8 +257,9 @@ class LocalDeployment:
             time.sleep(0.25)
         if stop.requested:
             return "stopped before the services were ready"
-        late = [f"{n} ({ready.get(n, 0):g} of {c} replicas)" for n, c in wanted.items() if ready.get(n, 0) < c]
-        return f"not ready after {timeout:g} s: {', '.join(late)}; see {self.state / 'router.log'}"
+        late = {n: f"{n} ({ready.get(n, 0):g} of {c} replicas)" for n, c in wanted.items() if ready.get(n, 0) < c}
+        logs = ", ".join(str(self.logs / n) for n in late)  # each replica's own output is there
+        return f"not ready after {timeout:g} s: {', '.join(late.values())}; see {logs} and {self.state / 'router.log'}"
 
 
 def replicas_ready(admin_url: str) -> dict[str, float]:
