@@ -30,6 +30,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from aks_serving.errors import CommandError
 
 MERGE_PATCH = "application/merge-patch+json"
+PORT_FORWARD_TIMEOUT_SECONDS = 10
 FIELD_MANAGER = "aks-serving-cli"  # who changed a key, in the Secret's managedFields
 
 
@@ -100,8 +101,9 @@ class Cluster:
         meta = pod.metadata
         forward = _call(f"a port-forward to pod {meta.namespace}/{meta.name}", portforward,
                         self.core.connect_get_namespaced_pod_portforward, meta.name, meta.namespace, ports=str(port))
-        connection = http.client.HTTPConnection("localhost", port, timeout=10)
+        connection = http.client.HTTPConnection("localhost", port)
         connection.sock = forward.socket(port)  # http.client sends over the forwarded stream as it is
+        connection.sock.settimeout(PORT_FORWARD_TIMEOUT_SECONDS)  # (its own timeout applies only to connect())
         try:
             connection.request("GET", path, headers={"Connection": "close"})
             response = connection.getresponse()
