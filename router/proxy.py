@@ -17,10 +17,12 @@ from .http.upstream import (ConnectError, Exchange, ScoringTimeout, UpstreamClie
 
 CHUNK = 64 * 1024
 # Hop-by-hop headers (RFC 9110 7.6.1) are per connection; Authorization carries the caller's key or
-# token, which the model has no use for and should never see.
+# token, which the model has no use for and should never see. x-request-id is written once, by the router
+# (the client's own when it is valid): forwarded as well, the server would read "id,id" (its Request Id in
+# Application Insights) or, for a replaced id, the client's forged one beside ours.
 DROP_REQUEST_HEADERS = frozenset(h.lower().encode() for h in (
     "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    "Host", "Authorization", "Expect", "Proxy-Authorization"))
+    "Host", "Authorization", "Expect", "Proxy-Authorization", "X-Request-Id"))
 # Dropped from the replica's answer (by the upstream client, with the hop-by-hop ones, as it parses): the
 # router sets Date and x-request-id itself, and the replica's Server (its software and version) is none of
 # the caller's business.
