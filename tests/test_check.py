@@ -97,9 +97,9 @@ def _prod_with(tmp_path: Path, **sections) -> Path:
 
 def test_a_production_service_without_auth_fails_the_check(tmp_path):
     # Azure ML v1 allowed auth off; the config accepts it, the pack refuses it on production.
-    path = _prod_with(tmp_path, environments={"sklearn": {"condaFile": "models/diabetes/conda.yml"}},
-                      services={"diabetes": {"environment": "sklearn", "entryScript": "models/diabetes/score.py",
-                                             "models": ["models/diabetes/model"], "authEnabled": False}})
+    services = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]["aks-serving:services"]
+    services["diabetes"]["authEnabled"] = False
+    path = _prod_with(tmp_path, services=services)
     done = run_check("--stack", "prod", "--stack-file", str(path), "--out", str(tmp_path / "out"))
     assert done.returncode == 1, _explain(done)
     lines = done.stdout.splitlines()
