@@ -109,7 +109,7 @@ class Scoring:
                     attempt.queue_ms, attempt.upstream_ms, elapsed * 1000))
             if self._telemetry is not None and service.name in self._recorded:
                 self._telemetry.record(service.name, version, request.method, request.path, status, request_id,
-                                       started, elapsed)
+                                       request.header(b"x-ms-request-id"), started, elapsed)
 
 
 # Made request ids: 32 hex digits, a random prefix per process and a counter. Unique across router pods

@@ -52,14 +52,15 @@ class RequestTelemetry:
         self.failed = 0  # recorded, but the ingestion endpoint did not take them
 
     def record(self, service: str, version: str | None, method: bytes, path: str, status: int, request_id: bytes,
-               started: float, seconds: float) -> None:
-        """The request path's one call: `started` is time.monotonic() at arrival, `seconds` the time taken.
+               client_request_id: bytes | None, started: float, seconds: float) -> None:
+        """The request path's one call: `started` is time.monotonic() at arrival, `seconds` the time taken;
+        `client_request_id` is the client's x-ms-request-id (v1's Client Request Id), if it sent one.
         Bytes stay bytes here; the exporter process decodes them."""
         buffer = self._buffer
         if len(buffer) >= self._max_buffered:
             self.dropped += 1
             return
-        buffer.append((started, seconds, service, version, method, path, status, request_id))
+        buffer.append((started, seconds, service, version, method, path, status, request_id, client_request_id))
 
     async def start(self) -> None:
         # Its stderr is ours: the exporter's own errors land in the router's log.

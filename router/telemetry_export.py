@@ -80,13 +80,15 @@ class Exporter:
                 report()
 
     def span(self, record: tuple, offset: float):
-        started, seconds, service, version, method, path, status, request_id = record
+        started, seconds, service, version, method, path, status, request_id, client_request_id = record
         method, request_id = method.decode("latin-1"), request_id.decode("latin-1")
         start_ns = int((started + offset) * 1e9)
         attributes = {"http.request.method": method, "http.route": path, "url.path": path,
                       "http.response.status_code": status, "service": service, "requestId": request_id}
         if version is not None:
             attributes["version"] = version
+        if client_request_id is not None:  # as the client sent it, up to the header size limit: cut to fit
+            attributes["clientRequestId"] = client_request_id[:256].decode("latin-1")
         span = self._tracer.start_span(f"{method} {path}", context=Context(), kind=SpanKind.SERVER,
                                        attributes=attributes, start_time=start_ns)
         if status >= 500:  # 4xx is the client's failure; App Insights marks those unsuccessful by code

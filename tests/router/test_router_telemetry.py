@@ -49,7 +49,8 @@ async def test_every_request_of_an_app_insights_service_is_one_request_item(mode
     score = "/api/v1/service/watched/score"
 
     answers = {
-        "ok-1": (await client.post(score, data=b"{}", headers={**AUTH, "x-request-id": "ok-1"})).status,
+        "ok-1": (await client.post(score, data=b"{}", headers={**AUTH, "x-request-id": "ok-1",
+                                                               "x-ms-request-id": "v1-client-7"})).status,
         "no-key": (await client.post(score, data=b"{}", headers={"x-request-id": "no-key"})).status,
         "too-big": (await client.post(score, data=b"x" * 2000, headers={**AUTH, "x-request-id": "too-big"})).status,
         "slow": (await client.get(score + "?sleep=1", headers={**AUTH, "x-request-id": "slow"})).status,
@@ -71,6 +72,8 @@ async def test_every_request_of_an_app_insights_service_is_one_request_item(mode
         **{rid: "watched" for rid in answers if rid != "via-endpoint"}, "via-endpoint": "scores-blue"}
     assert items["via-endpoint"]["properties"]["version"] == "blue"
     assert "version" not in items["ok-1"]["properties"]
+    assert items["ok-1"]["properties"]["clientRequestId"] == "v1-client-7"  # v1's Client Request Id
+    assert "clientRequestId" not in items["no-key"]["properties"]
     assert items["ok-1"]["name"] == "POST /api/v1/service/watched/score"
     assert items["ok-1"]["success"] is True
     assert [items[r]["success"] for r in ("no-key", "too-big", "slow", "queued")] == [False] * 4
@@ -100,7 +103,7 @@ async def test_without_a_connection_string_the_router_serves_and_records_nothing
 def test_a_full_buffer_drops_and_counts():
     recorder = telemetry.RequestTelemetry(max_buffered=5)
     for i in range(8):
-        recorder.record("echo", None, b"POST", "/api/v1/service/echo/score", 200, b"r%d" % i, 100.0 + i, 0.25)
+        recorder.record("echo", None, b"POST", "/api/v1/service/echo/score", 200, b"r%d" % i, None, 100.0 + i, 0.25)
     assert recorder.dropped == 3  # the request path never waits for room
     recorder.flush()  # no exporter process (never started): the batch is dropped and counted, not kept
     assert recorder.dropped == 8
@@ -111,7 +114,7 @@ def test_records_become_server_spans_posted_in_batches():
     posts = []
     recorder = telemetry_export.Exporter(exporter, telemetry_export.tracer_provider(), max_batch=2)
     records = [(100.0 + i, 0.25, "echo", "v1" if i else None, b"POST", "/api/v1/service/echo/score", 200 + i,
-                b"r%d" % i) for i in range(5)]
+                b"r%d" % i, b"client-%d" % i if i else None) for i in range(5)]
     recorder.export(1000.0, records, report=lambda: posts.append(recorder.exported))
     spans = exporter.get_finished_spans()
     assert posts == [2, 4, 5]  # three posts of at most two
@@ -119,7 +122,8 @@ def test_records_become_server_spans_posted_in_batches():
     assert spans[0].start_time == 1_100_000_000_000 and spans[0].end_time - spans[0].start_time == 250_000_000
     assert spans[0].name == "POST /api/v1/service/echo/score" and spans[0].kind.name == "SERVER"
     assert spans[1].attributes["http.response.status_code"] == 201 and spans[1].attributes["version"] == "v1"
-    assert "version" not in spans[0].attributes
+    assert "version" not in spans[0].attributes and "clientRequestId" not in spans[0].attributes
+    assert spans[1].attributes["clientRequestId"] == "client-1"
 
 
 def test_a_refusing_ingestion_endpoint_is_counted_not_raised():
@@ -128,7 +132,7 @@ def test_a_refusing_ingestion_endpoint_is_counted_not_raised():
             raise ConnectionError("ingestion unreachable")
 
     recorder = telemetry_export.Exporter(Refusing(), telemetry_export.tracer_provider())
-    recorder.export(0.0, [(1.0, 0.1, "echo", "v1", b"GET", "/api/v1/endpoint/e/score", 503, b"r")])
+    recorder.export(0.0, [(1.0, 0.1, "echo", "v1", b"GET", "/api/v1/endpoint/e/score", 503, b"r", None)])
     assert recorder.failed == 1 and recorder.exported == 0
 
 
