@@ -1,0 +1,132 @@
+"""Bring an Azure ML v1 AKS deployment over: the files of `az ml model deploy -dc ... -ic ... -m name:version`
+(and the AKS compute's settings) become a stack file that `make run STACK=<stack>` serves and `pulumi up`
+deploys. Nothing is written unless the result loads as a stack config; keys are never written (the secret
+commands are printed), and every v1 setting that could not be carried over is listed with why."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from v1import.compute import read_compute
+from v1import.deployment_config import read_deployment_config
+from v1import.documents import V1ImportError
+from v1import.inference_config import read_inference_config
+from v1import.mapping import Inputs, build_plan
+from v1import.model_args import parse_model
+from v1import.report import Report
+from v1import.stack_file import merge_into, render_new, validate, write
+
+EXAMPLE = """example:
+  python -m v1import --deployment-config models/v1-deployment/deploymentconfig.json \\
+      --inference-config models/v1-deployment/inferenceconfig.json \\
+      --model sklearn_regression_model.pkl:1=models/v1-deployment/model/sklearn_regression_model.pkl \\
+      --compute models/v1-deployment/aks-compute.json --stack v1import --service sklearn-regression \\
+      --location westeurope
+  make run STACK=v1import"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m v1import", description=__doc__, epilog=EXAMPLE,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    v1 = p.add_argument_group("the v1 deployment (what `az ml model deploy` took)")
+    v1.add_argument("--deployment-config", "--dc", required=True, type=Path, metavar="FILE",
+                    help="deploymentconfig.json or .yml (-dc), computeType AKS or AKSENDPOINT")
+    v1.add_argument("--inference-config", "--ic", required=True, type=Path, metavar="FILE",
+                    help="inferenceconfig.json or .yml (-ic); its paths are relative to sourceDirectory, and "
+                         "sourceDirectory to the file's own folder")
+    v1.add_argument("--model", "-m", action="append", default=[], metavar="NAME:VERSION=PATH",
+                    help="a registered model (-m name:version) and its local file or folder; repeat for several")
+    v1.add_argument("--compute", type=Path, metavar="FILE",
+                    help="the AKS compute: JSON/YAML with provisioning_configuration or attach_configuration, "
+                         "keyed by the v1 SDK's parameter names (see v1import/compute.py)")
+    v1.add_argument("--service", "-n", metavar="NAME", help="the service (or endpoint) name (-n); default: the stack")
+    v1.add_argument("--description", help="the service's description (--description)")
+    v1.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag (--tag); repeatable")
+    v1.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                    help="a property (--property); repeatable")
+    out = p.add_argument_group("the stack")
+    out.add_argument("--stack", required=True, help="the stack name: writes Pulumi.<stack>.yaml")
+    where = out.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, metavar="FILE", help="a new stack file (default: Pulumi.<stack>.yaml "
+                                                                 "in the current folder, the project's)")
+    where.add_argument("--merge", type=Path, metavar="FILE",
+                       help="an existing stack file to add the service and its environment to; its other keys, "
+                            "comments and its workspace, cluster and router stay as they are")
+    out.add_argument("--workspace", help="workspace.name of a new stack (default: mlw-<stack>)")
+    out.add_argument("--location", help="the Azure region of a new stack (default: the compute's location)")
+    out.add_argument("--files-dir", type=Path, metavar="DIR",
+                     help="where files the import writes go, e.g. an inline conda file (default: v1-<stack>/)")
+    out.add_argument("--dry-run", action="store_true", help="print the stack file instead of writing it")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    report = Report()
+    try:
+        target, text, files, warnings = run(args, report)
+    except V1ImportError as err:
+        print("cannot bring the v1 deployment over:\n  " + "\n  ".join(err.problems), file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(text, end="")
+    else:
+        write(target, text, files)
+        print(f"wrote {target}" + "".join(f"\nwrote {f}" for f in files))
+    for warning in warnings:
+        print(f"warning: {warning}")
+    print(report.render())
+    print(f"next: make run STACK={args.stack}    (then: pulumi stack select {args.stack} && pulumi up)")
+    return 0
+
+
+def run(args: argparse.Namespace, report: Report):
+    target = (args.merge or args.out or Path(f"Pulumi.{args.stack}.yaml")).resolve()
+    if args.merge is None and target.exists() and not args.dry_run:
+        raise V1ImportError([f"{target}: exists; add to it with --merge {target.name}, or pick another --out"])
+    if args.merge is not None and not target.is_file():
+        raise V1ImportError([f"--merge {args.merge}: no such stack file"])
+    root = target.parent
+    inputs = Inputs(
+        stack=args.stack, service=args.service or args.stack,
+        deployment=read_deployment_config(args.deployment_config, report),
+        inference=read_inference_config(args.inference_config, report),
+        models=[parse_model(m) for m in args.model],
+        compute=read_compute(args.compute, report) if args.compute else None,
+        root=root, files_dir=(args.files_dir or root / f"v1-{args.stack}").resolve(),
+        workspace=args.workspace, location=args.location, description=args.description,
+        tags=_pairs(args.tag, "--tag"), properties=_pairs(args.property, "--property"))
+    plan = build_plan(inputs, report)
+    if args.merge is not None:
+        text = merge_into(target.read_text(), plan.sections, target, report)
+    else:
+        location = plan.sections["workspace"].get("location")
+        if location is None:
+            raise V1ImportError(["--location: a new stack needs the Azure region (workspace.location); v1 took the "
+                                 "workspace's, so give that, or a compute file with location"])
+        text = render_new(plan.sections, _header(args), location.value)
+    warnings = validate(text, root, set(plan.files))
+    return target, text, plan.files, warnings
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise V1ImportError([f"{flag} {item}: must be KEY=VALUE"])
+        pairs[key] = value
+    return pairs
+
+
+def _header(args: argparse.Namespace) -> list[str]:
+    given = [str(args.deployment_config), str(args.inference_config)] + ([str(args.compute)] if args.compute else [])
+    return [f"{args.stack}: an Azure ML v1 deployment brought over by `python -m v1import` from",
+            *[f"  {file}" for file in given],
+            "Each value's comment says which file and key it came from; keys are Pulumi secrets",
+            "(`pulumi config set --secret`), never written here."]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

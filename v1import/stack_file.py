@@ -1,0 +1,164 @@
+"""The stack file: written new, or merged into an existing one without touching the user's keys, with a
+YAML comment per value saying where it came from; never written unless `load_stack_file` accepts it and
+every file it names exists."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import ConfigError, config_warnings, load_stack_file
+from components.config.files import missing_files
+from v1import.documents import V1ImportError
+from v1import.report import Report
+from v1import.tree import Sourced
+
+PREFIX = "aks-serving:"
+ORDER = ("workspace", "cluster", "router", "environments", "services", "endpoints")
+# Sections that hold named entries: a merge adds the import's entries beside the user's.
+NAMED = ("environments", "services", "endpoints")
+
+
+def render_new(sections: dict[str, dict], header: list[str], location: str) -> str:
+    lines = [f"# {line}" for line in header] + ["config:", f"  azure-native:location: {_scalar(location)}"]
+    for name in ORDER:
+        if name in sections:
+            lines += [f"  {PREFIX}{name}:"] + emit(sections[name], 4)
+    return "\n".join(lines) + "\n"
+
+
+def merge_into(text: str, sections: dict[str, dict], file: Path, report: Report) -> str:
+    """`text` with the import's sections added: new sections at the end of `config:`, new entries at the end of
+    an existing environments/services/endpoints; the user's workspace, cluster and router are kept."""
+    document = yaml.safe_load(text) or {}
+    config = document.get("config") or {}
+    lines = text.splitlines()
+    if not any(line.rstrip() == "config:" for line in lines):
+        lines.append("config:")
+    for name in ORDER:
+        if name not in sections:
+            continue
+        key = f"{PREFIX}{name}"
+        if key not in config:
+            lines = _insert(lines, _block_end(lines, _config_line(lines), 0), [f"  {key}:"] + emit(sections[name], 4))
+        elif name in NAMED:
+            lines = _merge_named(lines, key, config[key] or {}, sections[name], file)
+        else:
+            report.note(f"{file.name}: {key}", f"kept as it is; the import's {name} settings were not merged (write "
+                                               "them to a new file with --out to compare)")
+    return "\n".join(lines) + "\n"
+
+
+def validate(text: str, root: Path, written_later: set[Path]) -> list[str]:
+    """The stack as `make run` and `pulumi up` would load it: ConfigError lines, missing files; or warnings."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=root, prefix=".v1import-", delete=False) as tmp:
+        tmp.write(text)
+    try:
+        cfg = load_stack_file(tmp.name)
+    except ConfigError as err:
+        raise V1ImportError([f"the stack would not load: {p}" for p in err.problems]) from None
+    finally:
+        os.unlink(tmp.name)
+    later = {Path(os.path.relpath(p, root)).as_posix() for p in written_later}
+    missing = [p for p in missing_files(cfg, root) if not any(p.endswith(f"no file {name}") for name in later)]
+    if missing:
+        raise V1ImportError([f"the stack would not load: {p}" for p in missing])
+    return config_warnings(cfg)
+
+
+def write(path: Path, text: str, files: dict[Path, str]) -> None:
+    """Write the import's own files, then the stack file in one step (a reader never sees half of it)."""
+    for file, content in files.items():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(content)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+    os.chmod(tmp.name, mode)
+    os.replace(tmp.name, path)
+
+
+# ---------------------------------------------------------------- YAML with a comment per value
+
+
+def emit(tree: dict, indent: int) -> list[str]:
+    pad, lines = " " * indent, []
+    for key, node in tree.items():
+        if isinstance(node, dict):
+            lines += [f"{pad}{_key(key)}:"] + emit(node, indent + 2)
+            continue
+        value, comment = node.value, _comment(node.source)
+        if isinstance(value, list):
+            lines.append(f"{pad}{_key(key)}:{comment}")
+            for item in value:
+                item_value, item_comment = (item.value, _comment(item.source)) if isinstance(item, Sourced) else (item, "")
+                lines.append(f"{pad}  - {_flow(item_value)}{item_comment}")
+        elif isinstance(value, dict):
+            lines.append(f"{pad}{_key(key)}:{comment}")
+            lines += [f"{pad}  {_key(k)}: {_scalar(v)}" for k, v in value.items()]
+        elif isinstance(value, str) and "\n" in value:
+            lines.append(f"{pad}{_key(key)}: |{'' if value.endswith(chr(10)) else '-'}{comment}")
+            lines += [f"{pad}  {line}" if line else "" for line in value.splitlines()]
+        else:
+            lines.append(f"{pad}{_key(key)}: {_scalar(value)}{comment}")
+    return lines
+
+
+def _comment(source: Any) -> str:
+    return f"  # from {source}" if source else ""
+
+
+def _key(key: str) -> str:
+    return _scalar(str(key))
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump([value], default_flow_style=True, width=1 << 20).strip()[1:-1]
+
+
+def _flow(value: Any) -> str:
+    if isinstance(value, dict):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 20).strip()
+    return _scalar(value)
+
+
+# ---------------------------------------------------------------- merging by lines, so the user's comments stay
+
+
+def _config_line(lines: list[str]) -> int:
+    return next(i for i, line in enumerate(lines) if line.rstrip() == "config:")
+
+
+def _block_end(lines: list[str], start: int, indent: int) -> int:
+    """The index after the last line of the block opened at `start` (lines indented more than `indent`)."""
+    end = start + 1
+    for i in range(start + 1, len(lines)):
+        stripped = lines[i].strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if len(lines[i]) - len(lines[i].lstrip()) <= indent:
+            break
+        end = i + 1
+    return end
+
+
+def _insert(lines: list[str], at: int, new: list[str]) -> list[str]:
+    return lines[:at] + new + lines[at:]
+
+
+def _merge_named(lines: list[str], key: str, existing: dict, tree: dict, file: Path) -> list[str]:
+    if clash := sorted(set(existing) & set(tree)):
+        raise V1ImportError([f"{file}: {key[len(PREFIX):]}.{clash[0]}: already defined; give the imported one another "
+                             "name (--service) or merge into another stack"])
+    header = next((i for i, line in enumerate(lines) if re.match(rf"^  {re.escape(key)}:\s*(#.*)?$", line)), None)
+    if header is None:
+        raise V1ImportError([f"{file}: {key}: written in a style this merge cannot add to (flow style or unusual "
+                             "indentation); write it as a block mapping indented by two spaces"])
+    end = _block_end(lines, header, 2)
+    children = [l for l in lines[header + 1:end] if l.strip() and not l.strip().startswith("#")]
+    indent = len(children[0]) - len(children[0].lstrip()) if children else 4
+    return _insert(lines, end, emit(tree, indent))
