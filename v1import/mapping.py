@@ -4,9 +4,12 @@ where it came from."""
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+import yaml
 
 from policies.rules import naming
 from v1import.compute import Compute
@@ -42,6 +45,7 @@ class Inputs:
 class Plan:
     sections: dict[str, dict]  # section -> tree of Sourced
     files: dict[Path, str]  # files to write with the stack file (absolute path -> text)
+    pending_secrets: tuple[str, ...] = ()  # required secrets the printed commands set (router.tls.key)
 
 
 def build_plan(inputs: Inputs, report: Report) -> Plan:
@@ -55,7 +59,11 @@ def build_plan(inputs: Inputs, report: Report) -> Plan:
     sections["cluster"] = _cluster(inputs, report)
     if inputs.compute is not None and inputs.compute.router:
         sections["router"] = inputs.compute.router
-    return Plan(sections, files)
+    pending = ("router.tls.key",) if inputs.compute is not None and inputs.compute.tls_key_file else ()
+    if pending:
+        report.note("router.tls.key", "custom TLS needs the key: the stack loads once the printed "
+                                      "`pulumi config set --secret` command for it has run")
+    return Plan(sections, files, pending)
 
 
 def relative(inputs: Inputs, path: Path, source: str, report: Report) -> str:
@@ -72,7 +80,6 @@ def _environment(inputs: Inputs, env_name: str, files: dict[Path, str], report: 
     if ic.conda_file is not None:
         put(env, "condaFile", relative(inputs, ic.conda_file, ic.conda_source, report), ic.conda_source)
     else:
-        import yaml
         target = inputs.files_dir / f"{env_name}.conda.yml"
         files[target] = (f"# {ic.conda_source}, written by `python -m v1import` as a conda file\n"
                          + yaml.safe_dump(ic.conda_inline, sort_keys=False))
@@ -140,7 +147,6 @@ def _secret_commands(inputs: Inputs, path: str, report: Report) -> None:
 
 
 def _shell_path(path: Path) -> str:
-    import shlex
     return shlex.quote(os.path.relpath(path))
 
 

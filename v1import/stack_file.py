@@ -36,6 +36,11 @@ def merge_into(text: str, sections: dict[str, dict], file: Path, report: Report)
     an existing environments/services/endpoints; the user's workspace, cluster and router are kept."""
     document = yaml.safe_load(text) or {}
     config = document.get("config") or {}
+    clashes = [f"{file}: {name}.{entry}: already defined; give the imported one another name (--service) or "
+               "merge into another stack" for name in NAMED if name in sections
+               for entry in sorted(set(config.get(f"{PREFIX}{name}") or {}) & set(sections[name]))]
+    if clashes:
+        raise V1ImportError(clashes)
     lines = text.splitlines()
     if not any(line.rstrip() == "config:" for line in lines):
         lines.append("config:")
@@ -46,15 +51,21 @@ def merge_into(text: str, sections: dict[str, dict], file: Path, report: Report)
         if key not in config:
             lines = _insert(lines, _block_end(lines, _config_line(lines), 0), [f"  {key}:"] + emit(sections[name], 4))
         elif name in NAMED:
-            lines = _merge_named(lines, key, config[key] or {}, sections[name], file)
+            lines = _merge_named(lines, key, sections[name], file)
         else:
             report.note(f"{file.name}: {key}", f"kept as it is; the import's {name} settings were not merged (write "
                                                "them to a new file with --out to compare)")
     return "\n".join(lines) + "\n"
 
 
-def validate(text: str, root: Path, written_later: set[Path]) -> list[str]:
-    """The stack as `make run` and `pulumi up` would load it: ConfigError lines, missing files; or warnings."""
+def validate(text: str, root: Path, written_later: set[Path], pending_secrets: tuple[str, ...] = ()) -> list[str]:
+    """The stack as `make run` and `pulumi up` would load it: ConfigError lines, missing files; or warnings.
+
+    `pending_secrets` (`router.tls.key`) are required values only the printed `pulumi config set --secret`
+    commands set; they are checked as the `secure:` values those commands leave in the file.
+    """
+    if pending_secrets:
+        text = _with_secure_values(text, pending_secrets)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=root, prefix=".v1import-", delete=False) as tmp:
         tmp.write(text)
     try:
@@ -68,6 +79,17 @@ def validate(text: str, root: Path, written_later: set[Path]) -> list[str]:
     if missing:
         raise V1ImportError([f"the stack would not load: {p}" for p in missing])
     return config_warnings(cfg)
+
+
+def _with_secure_values(text: str, paths: tuple[str, ...]) -> str:
+    document = yaml.safe_load(text)
+    for path in paths:
+        section, *parts = path.split(".")
+        node = document["config"].setdefault(f"{PREFIX}{section}", {})
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = {"secure": "v1:set-by-the-printed-command"}
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def write(path: Path, text: str, files: dict[Path, str]) -> None:
@@ -150,15 +172,12 @@ def _insert(lines: list[str], at: int, new: list[str]) -> list[str]:
     return lines[:at] + new + lines[at:]
 
 
-def _merge_named(lines: list[str], key: str, existing: dict, tree: dict, file: Path) -> list[str]:
-    if clash := sorted(set(existing) & set(tree)):
-        raise V1ImportError([f"{file}: {key[len(PREFIX):]}.{clash[0]}: already defined; give the imported one another "
-                             "name (--service) or merge into another stack"])
+def _merge_named(lines: list[str], key: str, tree: dict, file: Path) -> list[str]:
     header = next((i for i, line in enumerate(lines) if re.match(rf"^  {re.escape(key)}:\s*(#.*)?$", line)), None)
     if header is None:
         raise V1ImportError([f"{file}: {key}: written in a style this merge cannot add to (flow style or unusual "
                              "indentation); write it as a block mapping indented by two spaces"])
     end = _block_end(lines, header, 2)
-    children = [l for l in lines[header + 1:end] if l.strip() and not l.strip().startswith("#")]
+    children = [line for line in lines[header + 1:end] if line.strip() and not line.strip().startswith("#")]
     indent = len(children[0]) - len(children[0].lstrip()) if children else 4
     return _insert(lines, end, emit(tree, indent))
