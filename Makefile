@@ -20,7 +20,7 @@ REQUIREMENTS += tests/v1runtime/requirements.txt
 TOOLS := .tools
 AZURITE_VERSION := 3.35.0
 
-.PHONY: run token status logs keys regen-key describe test bench bench-program bench-bytecodes bench-instructions venv clean
+.PHONY: run token status logs keys regen-key import-v1 describe test bench bench-program bench-bytecodes bench-instructions venv clean
 
 # A virtualenv is rebuilt only when its requirements change (the stamp records that).
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -101,6 +101,13 @@ keys: $(VENV)/.installed
 # Replaces one key; clients on the other keep working (v1's regen_key): make regen-key SERVICE=diabetes KEY=primary
 regen-key: $(VENV)/.installed
 	$(PY) -m aks_serving regen-key $(SERVICE) $(KEY) --local --stack $(STACK)
+
+# A v1 deployment (az ml model deploy -dc/-ic/-m, the AKS compute's settings) as Pulumi.$(STACK).yaml; README,
+# "Bringing your v1 deployment". MODELS: name:version=path ...; MERGE=Pulumi.dev.yaml adds to that file instead.
+import-v1: $(VENV)/.installed
+	$(PY) -m v1import --stack $(STACK) --deployment-config $(DC) --inference-config $(IC) \
+		$(foreach m,$(MODELS),--model $(m)) $(if $(COMPUTE),--compute $(COMPUTE)) $(if $(SERVICE),--service $(SERVICE)) \
+		$(if $(MERGE),--merge $(MERGE)) $(ARGS)
 
 # Checks the stack's config offline and says what it describes.
 describe: $(VENV)/.installed
