@@ -99,11 +99,12 @@ def test_the_shipped_sample_becomes_a_stack_that_loads(tmp_path, capsys):
     assert "nodeCount: 1  # from aks-compute.json: provisioning_configuration.agent_count" in text
 
 
-@pytest.mark.parametrize("dc_name", ["deploymentconfig.json", "deploymentconfig.yml"])
-def test_every_deploymentconfig_key_is_carried(tmp_path, capsys, dc_name):
-    folder = project(tmp_path, FULL_AKS, LEGACY_IC, dc_name=dc_name)
-    assert run(tmp_path, folder, dc=dc_name, *["--description", "ridge", "--tag", "team=ml",
-                                               "--property", "v1=yes"]) == 0
+@pytest.mark.parametrize("dc_name, ic_name", [("deploymentconfig.json", "inferenceconfig.json"),
+                                               ("deploymentconfig.yml", "inferenceconfig.yml")])
+def test_every_deploymentconfig_key_is_carried(tmp_path, capsys, dc_name, ic_name):
+    folder = project(tmp_path, FULL_AKS, LEGACY_IC, dc_name=dc_name, ic_name=ic_name)
+    assert run(tmp_path, folder, "--description", "ridge", "--tag", "team=ml", "--property", "v1=yes",
+               dc=dc_name, ic=ic_name) == 0
     cfg = load_stack_file(tmp_path / "Pulumi.imported.yaml")
     s = cfg.services["sklearn-svc"]
     assert (s.autoscale.enabled, s.autoscale.min_replicas, s.autoscale.max_replicas, s.autoscale.refresh_seconds,
@@ -120,6 +121,27 @@ def test_every_deploymentconfig_key_is_carried(tmp_path, capsys, dc_name):
     # gpuCores with no compute file: a GPU pool is added so the placement rule holds, and the report says so.
     assert [p.vm_size for p in cfg.cluster.node_pools] == ["Standard_NC4as_T4_v3"]
     assert "a Standard_NC4as_T4_v3 pool named gpu is added" in capsys.readouterr().out
+
+
+def test_gpu_in_resources_and_numreplicas_zero(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks", "numReplicas": 0,
+                                "containerResourceRequirements": {"cpu": 1, "memoryInGB": 4, "gpu": 1}}, LEGACY_IC)
+    assert run(tmp_path, folder) == 0
+    s = load_stack_file(tmp_path / "Pulumi.imported.yaml").services["sklearn-svc"]
+    assert (s.gpu_cores, s.num_replicas, s.autoscale_enabled) == (1, None, True)
+    assert "numReplicas: 0 meant 'autoscale' in v1" in capsys.readouterr().out
+
+    (folder / "deploymentconfig.json").write_text(json.dumps(
+        {"computeType": "aks", "gpuCores": 2, "containerResourceRequirements": {"gpu": 1}}))
+    assert run(tmp_path, folder, stack="other") == 1
+    assert "containerResourceRequirements.gpu: 1 differs from gpuCores 2" in capsys.readouterr().err
+
+
+def test_description_tags_properties_in_the_file_point_at_the_options(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks", "tags": {"a": "b"}}, LEGACY_IC)
+    assert run(tmp_path, folder) == 1
+    assert "deploymentconfig.json: tags: az ml took it as an option, not from the file; give it as --tag" in \
+        capsys.readouterr().err
 
 
 def test_keys_are_never_written_and_the_commands_read_them_from_the_file(tmp_path, capsys):
@@ -183,6 +205,7 @@ def test_endpoint_keys_on_an_aks_service_are_refused(tmp_path, capsys):
      "inferenceconfig.json: environment.python.condaDependencyFile: unknown key (v1 did not read it); did you mean "
      "environment.python.condaDependenciesFile?"),
     ({"computeType": "ACI"}, LEGACY_IC, "computeType: 'ACI'; this tool brings AKS deployments over"),
+    ({"authEnabled": True}, LEGACY_IC, "computeType: required (AKS or AKSENDPOINT)"),
 ])
 def test_unknown_keys_name_the_file_and_the_nearest_v1_key(tmp_path, capsys, dc, ic, expected):
     folder = project(tmp_path, dc, ic)

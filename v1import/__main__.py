@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
                     help="inferenceconfig.json or .yml (-ic); its paths are relative to sourceDirectory, and "
                          "sourceDirectory to the file's own folder")
     v1.add_argument("--model", "-m", action="append", default=[], metavar="NAME:VERSION=PATH",
-                    help="a registered model (-m name:version) and its local file or folder; repeat for several")
+                    help="a registered model (-m name:version) and its local file or folder (relative to the current "
+                         "folder); repeat for several")
     v1.add_argument("--compute", type=Path, metavar="FILE",
                     help="the AKS compute: JSON/YAML with provisioning_configuration or attach_configuration, "
                          "keyed by the v1 SDK's parameter names (see v1import/compute.py)")

@@ -46,11 +46,17 @@ class DeploymentConfig:
 
 def read_deployment_config(path: Path, report: Report) -> DeploymentConfig:
     document = read_document(path)
-    problems = unknown_keys(document, TOP_LEVEL, path)
+    # az ml model deploy took these as options, not from the file.
+    options = {k: f"{path}: {k}: az ml took it as an option, not from the file; give it as --{k.rstrip('s')}"
+               for k in ("description", "tags", "properties") if k in document}
+    problems = list(options.values()) + unknown_keys({k: v for k, v in document.items() if k not in options},
+                                                     TOP_LEVEL, path)
     for key, mapping in NESTED.items():
         problems += unknown_keys(section(document, key, path), mapping, path, f"{key}.")
     compute_type = COMPUTE_TYPES.get(str(document.get("computeType", "")).lower())
-    if compute_type is None:
+    if "computeType" not in document:
+        problems.append(f"{path}: computeType: required (AKS or AKSENDPOINT), as az ml required it")
+    elif compute_type is None:
         problems.append(f"{path}: computeType: {document.get('computeType')!r}; this tool brings AKS deployments "
                         "over: AKS (a web service) or AKSENDPOINT (an endpoint with versions)")
     elif compute_type == "AKS":
