@@ -206,6 +206,11 @@ def test_endpoint_keys_on_an_aks_service_are_refused(tmp_path, capsys):
      "environment.python.condaDependenciesFile?"),
     ({"computeType": "ACI"}, LEGACY_IC, "computeType: 'ACI'; this tool brings AKS deployments over"),
     ({"authEnabled": True}, LEGACY_IC, "computeType: required (AKS or AKSENDPOINT)"),
+    # A public sample's spelling, and the SDK's parameter names: az ml ignored both, silently.
+    ({"computeType": "aks", "enableAppInsights": "True"}, LEGACY_IC,
+     "deploymentconfig.json: enableAppInsights: unknown key (v1 did not read it); did you mean appInsightsEnabled?"),
+    ({"computeType": "aks", "cpu_cores": 1}, LEGACY_IC,
+     "cpu_cores: unknown key (v1 did not read it); did you mean containerResourceRequirements.cpu?"),
 ])
 def test_unknown_keys_name_the_file_and_the_nearest_v1_key(tmp_path, capsys, dc, ic, expected):
     folder = project(tmp_path, dc, ic)
@@ -230,6 +235,34 @@ def test_both_extra_docker_steps_spellings(tmp_path, capsys, spelling):
            "context holds the conda file" in not_carried
     assert "`USER 1000`: the build's own steps after yours run as root" in not_carried
     assert '`CMD ["python", "app.py"]`: the image starts the inference server itself' in not_carried
+
+
+def test_extra_docker_steps_written_inline_are_read_as_lines(tmp_path, capsys):
+    # The shape of a published config that put the Dockerfile line itself in the key (v1 read a file name).
+    folder = project(tmp_path, {"computeType": "aks"}, {"entryScript": "score.py", "runtime": "python",
+                     "condaFile": "conda.yml", "extraDockerFileSteps": "RUN apt-get update && apt-get install -y libgl1"})
+    assert run(tmp_path, folder) == 0
+    env = next(iter(load_stack_file(tmp_path / "Pulumi.imported.yaml").environments.values()))
+    assert env.docker_steps == ["RUN apt-get update && apt-get install -y libgl1"]
+    assert "extraDockerFileSteps: holds Dockerfile lines, not a file name" in capsys.readouterr().out
+
+    (folder / "inferenceconfig.json").write_text(json.dumps({**LEGACY_IC, "extraDockerfileSteps": "missing.txt"}))
+    assert run(tmp_path, folder, stack="other") == 1
+    assert "inferenceconfig.json: extraDockerfileSteps: no file" in capsys.readouterr().err
+
+
+def test_the_v1_docs_example_deployment_config(tmp_path, capsys):
+    # Verbatim the AKS example of the v1 docs (how-to-deploy-and-where, "deploymentconfig.json").
+    docs = {"computeType": "aks",
+            "autoScaler": {"autoscaleEnabled": True, "minReplicas": 1, "maxReplicas": 3, "refreshPeriodInSeconds": 1,
+                           "targetUtilization": 70},
+            "dataCollection": {"storageEnabled": True}, "authEnabled": True,
+            "containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 1.0}}
+    folder = project(tmp_path, docs, LEGACY_IC)
+    assert run(tmp_path, folder) == 0
+    s = load_stack_file(tmp_path / "Pulumi.imported.yaml").services["sklearn-svc"]
+    assert (s.autoscale_enabled, s.autoscale.max_replicas, s.collect_model_data, s.auth_mode, s.cpu_cores) == (
+        True, 3, True, "key", 0.5)
 
 
 def test_two_different_extra_docker_steps_files_are_refused(tmp_path, capsys):

@@ -30,6 +30,21 @@ AUTH = {"authEnabled": "authEnabled", "tokenAuthEnabled": "tokenAuthEnabled"}
 NESTED = {"autoScaler": AUTOSCALER, "containerResourceRequirements": RESOURCES,
           "livenessProbeRequirements": LIVENESS, "dataCollection": DATA_COLLECTION, "keys": dict.fromkeys(KEYS)}
 ENDPOINT_ONLY = ("versionName", "trafficPercentile")
+# AksWebservice.deploy_configuration's parameter names (and a JSON spelling seen in public samples), as
+# people wrote them into a deploymentconfig; az ml ignored them, so the setting silently kept its default.
+SDK_NAMES = {
+    "autoscale_enabled": "autoScaler.autoscaleEnabled", "autoscale_min_replicas": "autoScaler.minReplicas",
+    "autoscale_max_replicas": "autoScaler.maxReplicas", "autoscale_refresh_seconds": "autoScaler.refreshPeriodInSeconds",
+    "autoscale_target_utilization": "autoScaler.targetUtilization", "cpu_cores": "containerResourceRequirements.cpu",
+    "memory_gb": "containerResourceRequirements.memoryInGB", "cpu_cores_limit": "containerResourceRequirements.cpuLimit",
+    "memory_gb_limit": "containerResourceRequirements.memoryInGBLimit", "gpu_cores": "gpuCores",
+    "auth_enabled": "authEnabled", "token_auth_enabled": "tokenAuthEnabled", "enable_app_insights": "appInsightsEnabled",
+    "enableAppInsights": "appInsightsEnabled", "collect_model_data": "dataCollection.storageEnabled",
+    "scoring_timeout_ms": "scoringTimeoutMs", "replica_max_concurrent_requests": "maxConcurrentRequestsPerContainer",
+    "max_request_wait_time": "maxQueueWaitMs", "num_replicas": "numReplicas", "primary_key": "keys.primaryKey",
+    "secondary_key": "keys.secondaryKey", "compute_target_name": "computeTargetName", "version_name": "versionName",
+    "traffic_percentile": "trafficPercentile", "containerResourceReservation": "containerResourceRequirements",
+}
 TOP_LEVEL = ("computeType", *DEPLOYMENT, *AUTH, *NESTED, "computeTargetName", *ENDPOINT_ONLY)
 
 
@@ -50,7 +65,7 @@ def read_deployment_config(path: Path, report: Report) -> DeploymentConfig:
     options = {k: f"{path}: {k}: az ml took it as an option, not from the file; give it as --{k.rstrip('s')}"
                for k in ("description", "tags", "properties") if k in document}
     problems = list(options.values()) + unknown_keys({k: v for k, v in document.items() if k not in options},
-                                                     TOP_LEVEL, path)
+                                                     TOP_LEVEL, path, aliases=SDK_NAMES)
     for key, mapping in NESTED.items():
         problems += unknown_keys(section(document, key, path), mapping, path, f"{key}.")
     compute_type = COMPUTE_TYPES.get(str(document.get("computeType", "")).lower())

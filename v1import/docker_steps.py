@@ -7,8 +7,6 @@ to a numeric non-root user and starts the inference server itself.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 CARRIED = {"RUN", "ENV", "ARG", "LABEL", "WORKDIR", "SHELL"}
 REFUSED = {
     "FROM": "the image is built on the environment's baseImage; a second stage cannot be expressed",
@@ -25,6 +23,8 @@ REFUSED = {
     "ONBUILD": "nothing builds on top of this image",
     "MAINTAINER": "deprecated by Docker; use a LABEL step",
 }
+
+DOCKERFILE_WORDS = CARRIED | set(REFUSED)
 
 
 def instructions(text: str) -> list[str]:
@@ -44,10 +44,10 @@ def instructions(text: str) -> list[str]:
     return found
 
 
-def split_steps(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
-    """(lines carried, [(line, why not)]) for a v1 extra Docker steps file."""
+def split_steps(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """(lines carried, [(line, why not)]) for the text of a v1 extra Docker steps file."""
     carried, refused = [], []
-    for line in instructions(path.read_text()):
+    for line in instructions(text):
         word = line.split(None, 1)[0].upper()
         if word in CARRIED:
             carried.append(line)

@@ -39,14 +39,17 @@ def read_document(path: Path) -> dict[str, Any]:
     return document
 
 
-def unknown_keys(section: Mapping[str, Any], known: Iterable[str], file: Path, prefix: str = "") -> list[str]:
-    """One line per key v1 did not read in `section`, with a did-you-mean from `known`."""
+def unknown_keys(section: Mapping[str, Any], known: Iterable[str], file: Path, prefix: str = "",
+                 aliases: Mapping[str, str] | None = None) -> list[str]:
+    """One line per key v1 did not read in `section`, with a did-you-mean from `aliases` (names people wrote
+    for a key, such as the SDK's parameter names) or the nearest of `known`."""
     known = list(known)
     problems = []
     for key in section:
         if key in known:
             continue
-        hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = [aliases[key]] if aliases and key in aliases else []
+        hint = hint or difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         if not hint:  # case slips (`autoscaler`, `MemoryInGB`) are the commonest v1 typos
             hint = [k for k in known if k.lower() == str(key).lower()][:1]
         problems.append(f"{file}: {prefix}{key}: unknown key (v1 did not read it)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from v1import.docker_steps import split_steps
+from v1import.docker_steps import DOCKERFILE_WORDS, split_steps
 from v1import.documents import V1ImportError, read_document, section, unknown_keys
 from v1import.report import Report
 from v1import.tree import Sourced, put
@@ -100,8 +100,7 @@ def _read_legacy(document: dict, root: Path, config: InferenceConfig, report: Re
         config.conda_source = f"{name}: condaFile"
     steps_key = _steps_key(document, config.file)
     if steps_key:
-        _read_steps(_existing(root / document[steps_key], config.file, steps_key), f"{name}: {steps_key}",
-                    config, report)
+        _read_steps(root, document[steps_key], f"{name}: {steps_key}", config, report)
     image = _base_image(document.get("baseImage"), document.get("baseImageRegistry"), f"{name}: baseImage",
                         "baseImageRegistry", report)
     if document.get("enableGpu") and image is None and document.get("baseImage") is None:
@@ -193,12 +192,21 @@ def _read_env_variables(variables: dict, config: InferenceConfig, report: Report
                     "so locally they are unset")
 
 
-def _read_steps(path: Path, source: str, config: InferenceConfig, report: Report) -> None:
-    carried, refused = split_steps(path)
+def _read_steps(root: Path, value: str, source: str, config: InferenceConfig, report: Report) -> None:
+    """v1 took a file of Dockerfile lines; some published configs put the lines themselves in the key."""
+    path = root / value
+    if path.is_file():
+        text, source = path.read_text(), f"{source} ({path.name})"
+    elif str(value).split(None, 1)[0].upper() in DOCKERFILE_WORDS:
+        text = str(value)
+        report.note(source, "holds Dockerfile lines, not a file name (v1 read a file); read as the lines")
+    else:
+        raise V1ImportError([f"{config.file}: {source.split(': ', 1)[1]}: no file {path}"])
+    carried, refused = split_steps(text)
     for line, why in refused:
-        report.skip(f"{source} ({path.name})", f"`{line}`: {why}")
+        report.skip(source, f"`{line}`: {why}")
     if carried:
-        _add_steps(config, carried, f"{source} ({path.name})")
+        _add_steps(config, carried, source)
 
 
 def _add_steps(config: InferenceConfig, steps: list[str], source: str) -> None:
