@@ -381,6 +381,18 @@ config:
     assert existing.read_text() == merged
 
 
+def test_merge_without_a_compute_file_leaves_workspace_and_cluster_unmentioned(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
+    existing = tmp_path / "Pulumi.dev.yaml"
+    existing.write_text("config:\n  aks-serving:workspace:\n    name: mlw-dev\n    location: westeurope\n"
+                        "  aks-serving:cluster:\n    name: aks-dev\n")
+    assert run(tmp_path, folder, "--merge", str(existing)) == 0
+    out = capsys.readouterr().out
+    assert "kept as it is" not in out and "no --compute file" not in out
+    cfg = load_stack_file(existing)
+    assert list(cfg.services) == ["sklearn-svc"] and cfg.cluster.name == "aks-dev"
+
+
 def test_a_new_file_never_overwrites_an_existing_one(tmp_path, capsys):
     folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
     (tmp_path / "Pulumi.imported.yaml").write_text("config: {}\n")

@@ -100,8 +100,14 @@ def run(args: argparse.Namespace, report: Report):
         tags=_pairs(args.tag, "--tag"), properties=_pairs(args.property, "--property"))
     plan = build_plan(inputs, report)
     if args.merge is not None:
-        text = merge_into(target.read_text(), plan.sections, target, report)
+        # The file's own workspace stays; so does its cluster unless a compute file says what it should be.
+        keep = {"workspace"} | (set() if args.compute else {"cluster"})
+        sections = {name: tree for name, tree in plan.sections.items() if name not in keep}
+        text = merge_into(target.read_text(), sections, target, report)
     else:
+        if args.compute is None:
+            report.note("cluster", "no --compute file: a new cluster with v1's provisioning defaults (3 x "
+                                   "Standard_D3_v2, FastProd = production); pass --compute to carry yours")
         location = plan.sections["workspace"].get("location")
         if location is None:
             raise V1ImportError(["--location: a new stack needs the Azure region (workspace.location); v1 took the "

@@ -91,7 +91,8 @@ def _environment(inputs: Inputs, env_name: str, files: dict[Path, str], report: 
 def _deployment(inputs: Inputs, env_name: str, report: Report) -> dict:
     ic, name = inputs.inference, inputs.inference.file.name
     spec: dict = {}
-    put(spec, "environment", env_name, f"{name}: environment.name" if ic.environment_name else "--service")
+    put(spec, "environment", env_name, f"{name}: environment.name" if ic.environment_name
+        else "--service (the inference config names no environment)")
     put(spec, "entryScript", relative(inputs, ic.entry_script, f"{name}: entryScript", report), f"{name}: entryScript")
     if ic.source_directory is not None:
         put(spec, "sourceDirectory", relative(inputs, ic.source_directory, f"{name}: sourceDirectory", report),
@@ -169,8 +170,6 @@ def _cluster(inputs: Inputs, report: Report) -> dict:
         else:
             put(tree, "name", f"aks-{inputs.stack}", "default: aks-<stack>")
     if inputs.compute is None:
-        report.note("cluster", "no --compute file: a new cluster with v1's provisioning defaults (3 x Standard_D3_v2, "
-                               "FastProd = production); pass --compute to carry yours")
         if plain(inputs.deployment.deployment.get("gpuCores")):
             tree["nodePools"] = Sourced([Sourced(dict(GPU_POOL), "a GPU pool for gpuCores")])
     return tree
