@@ -334,7 +334,8 @@ def test_a_stack_that_would_not_load_is_never_written(tmp_path, capsys):
     folder = project(tmp_path, {"computeType": "aks", "containerResourceRequirements": {"cpu": 2, "cpuLimit": 1}},
                      LEGACY_IC)
     assert run(tmp_path, folder) == 1
-    assert "the stack would not load: services.sklearn-svc.cpuCoresLimit: must be >= cpuCores" in capsys.readouterr().err
+    assert "the stack would not load: services.sklearn-svc.cpuCoresLimit: must be >= cpuCores (2.0) (from " \
+           "deploymentconfig.json: containerResourceRequirements.cpuLimit)" in capsys.readouterr().err
     assert not (tmp_path / "Pulumi.imported.yaml").exists()
 
 

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, report: Report):
             raise V1ImportError(["--location: a new stack needs the Azure region (workspace.location); v1 took the "
                                  "workspace's, so give that, or a compute file with location"])
         text = render_new(plan.sections, _header(args), location.value)
-    warnings = validate(text, root, set(plan.files), plan.pending_secrets)
+    warnings = validate(text, root, set(plan.files), plan.pending_secrets, plan.sections)
     return target, text, plan.files, warnings
 
 

@@ -15,7 +15,7 @@ from components.config import ConfigError, config_warnings, load_stack_file
 from components.config.files import missing_files
 from v1import.documents import V1ImportError
 from v1import.report import Report
-from v1import.tree import Sourced
+from v1import.tree import Sourced, source_of
 
 PREFIX = "aks-serving:"
 ORDER = ("workspace", "cluster", "router", "environments", "services", "endpoints")
@@ -58,11 +58,13 @@ def merge_into(text: str, sections: dict[str, dict], file: Path, report: Report)
     return "\n".join(lines) + "\n"
 
 
-def validate(text: str, root: Path, written_later: set[Path], pending_secrets: tuple[str, ...] = ()) -> list[str]:
+def validate(text: str, root: Path, written_later: set[Path], pending_secrets: tuple[str, ...] = (),
+             sections: dict | None = None) -> list[str]:
     """The stack as `make run` and `pulumi up` would load it: ConfigError lines, missing files; or warnings.
 
     `pending_secrets` (`router.tls.key`) are required values only the printed `pulumi config set --secret`
-    commands set; they are checked as the `secure:` values those commands leave in the file.
+    commands set; they are checked as the `secure:` values those commands leave in the file. A problem with a
+    value the import set says which v1 file and key it came from (`sections`).
     """
     if pending_secrets:
         text = _with_secure_values(text, pending_secrets)
@@ -71,7 +73,7 @@ def validate(text: str, root: Path, written_later: set[Path], pending_secrets: t
     try:
         cfg = load_stack_file(tmp.name)
     except ConfigError as err:
-        raise V1ImportError([f"the stack would not load: {p}" for p in err.problems]) from None
+        raise V1ImportError([_explained(p, sections or {}) for p in err.problems]) from None
     finally:
         os.unlink(tmp.name)
     later = {Path(os.path.relpath(p, root)).as_posix() for p in written_later}
@@ -79,6 +81,11 @@ def validate(text: str, root: Path, written_later: set[Path], pending_secrets: t
     if missing:
         raise V1ImportError([f"the stack would not load: {p}" for p in missing])
     return config_warnings(cfg)
+
+
+def _explained(problem: str, sections: dict) -> str:
+    source = source_of(sections, problem.split(": ", 1)[0])
+    return f"the stack would not load: {problem}" + (f" (from {source})" if source else "")
 
 
 def _with_secure_values(text: str, paths: tuple[str, ...]) -> str:

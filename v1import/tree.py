@@ -31,3 +31,15 @@ def plain(tree: Any) -> Any:
     if isinstance(tree, list):
         return [plain(v) for v in tree]
     return tree
+
+
+def source_of(sections: dict, path: str) -> Optional[str]:
+    """Where the value at a stack key path (`services.x.cpuCoresLimit`) came from, if the import set it."""
+    node: Any = sections
+    for part in path.split("."):
+        if isinstance(node, Sourced):
+            node = node.value
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node.source if isinstance(node, Sourced) else None
