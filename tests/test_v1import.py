@@ -323,6 +323,19 @@ def test_legacy_keys_enable_gpu_base_image_and_inline_conda(tmp_path, capsys):
     assert env.conda_file == "v1-inline/inline.conda.yml" and written["dependencies"][0] == "python=3.8.13"
 
 
+def test_a_conda_file_the_build_cannot_read_is_named_with_its_key(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
+    (folder / "conda.yml").write_text("dependencies:\n  - python=3.8\n  - {conda: [numpy]}\n")
+    assert run(tmp_path, folder) == 1
+    err = capsys.readouterr().err
+    assert "inferenceconfig.json: condaFile: " in err and "cannot read the dependency {'conda': ['numpy']}" in err
+
+    inline = {"entryScript": "score.py", "environment": {"python": {"condaDependencies": ["not", "a", "mapping"]}}}
+    (folder / "inferenceconfig.json").write_text(json.dumps(inline))
+    assert run(tmp_path, folder, stack="inline") == 1
+    assert "environment.python.condaDependencies: " in capsys.readouterr().err
+
+
 def test_environment_and_legacy_keys_together_are_refused(tmp_path, capsys):
     folder = project(tmp_path, {"computeType": "aks"},
                      {"entryScript": "score.py", "condaFile": "conda.yml", "environment": {"name": "e"}})

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
+
+from components.conda import CondaFileError, read_conda_file
 from v1import.docker_steps import DOCKERFILE_WORDS, split_steps
 from v1import.documents import V1ImportError, read_document, section, unknown_keys
 from v1import.report import Report
@@ -82,7 +86,29 @@ def read_inference_config(path: Path, report: Report) -> InferenceConfig:
         raise V1ImportError([f"{path}: {'environment.python.condaDependencies' if env else 'condaFile'}: no conda "
                              "dependencies given; this project builds every environment from a conda file (v1's "
                              "Environment.save_to_directory writes one for a registered or curated environment)"])
+    _check_conda(config)
     return config
+
+
+def _check_conda(config: InferenceConfig) -> None:
+    """The conda file read as the image build and `make run` will read it (components.conda)."""
+    if config.conda_file is not None:
+        problem = _conda_problem(config.conda_file)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            inline = Path(folder) / "condaDependencies.yml"
+            inline.write_text(yaml.safe_dump(config.conda_inline))
+            problem = _conda_problem(inline)
+    if problem:
+        raise V1ImportError([f"{config.file}: {config.conda_source.split(': ', 1)[1]}: {problem}"])
+
+
+def _conda_problem(path: Path) -> Optional[str]:
+    try:
+        read_conda_file(path)
+    except CondaFileError as err:
+        return str(err)
+    return None
 
 
 def _registry(value: Any) -> dict:
