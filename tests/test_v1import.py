@@ -509,3 +509,36 @@ def test_a_model_without_its_local_path_is_refused_with_the_form(tmp_path, capsy
                  "--stack", "x", "--location", "westeurope", "--out", str(tmp_path / "Pulumi.x.yaml")])
     assert code == 1
     assert "give the local file or folder: --model sklearn_regression_model.pkl:1=path/to/model" in capsys.readouterr().err
+
+
+V1_STACK = load_stack_file(REPO / "Pulumi.v1.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(V1_STACK.services))
+def test_the_hand_written_v1_stack_is_what_the_import_makes(tmp_path, capsys, name):
+    """Each sample of Pulumi.v1.yaml, given as v1 gave it (legacy inference config, -m name:version), comes out
+    as the hand-written entry (run with --dry-run so the project folder is the repository's, unwritten)."""
+    hand = V1_STACK.services[name]
+    folder = REPO / Path(hand.entry_script).parent
+    conda = Path(V1_STACK.environments[hand.environment].conda_file)
+    dc = {"computeType": "AKS", "authEnabled": False,
+          **({"dataCollection": {"storageEnabled": True}} if hand.collect_model_data else {})}
+    ic = {"entryScript": Path(hand.entry_script).name, "runtime": "python", "condaFile": conda.name,
+          "sourceDirectory": str(folder)}
+    (tmp_path / "dc.json").write_text(json.dumps(dc))
+    (tmp_path / "ic.json").write_text(json.dumps(ic))
+    models = [f"--model={m.name}:{m.version}={REPO / m.path}" for m in hand.models]
+    assert main(["--dc", str(tmp_path / "dc.json"), "--ic", str(tmp_path / "ic.json"), *models, "--stack", "v1",
+                 "--service", name, "--location", "westeurope", "--out", str(REPO / "Pulumi.v1-check.yaml"),
+                 "--dry-run"]) == 0
+    assert not (REPO / "Pulumi.v1-check.yaml").exists()
+    lines = capsys.readouterr().out.splitlines()
+    # The stack file is printed first; the warnings and the report follow it.
+    end = next(i for i, line in enumerate(lines) if not line.startswith(("#", " ", "config:")))
+    (tmp_path / "Pulumi.v1-check.yaml").write_text("\n".join(lines[:end]) + "\n")
+    made = load_stack_file(tmp_path / "Pulumi.v1-check.yaml")
+    service = made.services[name]
+    assert (service.entry_script, service.models, service.collect_model_data, service.auth_enabled) == (
+        hand.entry_script, hand.models, hand.collect_model_data, hand.auth_enabled)
+    assert service.source_directory == str(Path(hand.entry_script).parent)  # the default the hand-written one takes
+    assert made.environments[service.environment].conda_file == str(conda)
