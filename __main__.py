@@ -7,6 +7,7 @@ from pulumi.runtime import is_config_secret
 from components.cluster import ModelCluster, check_kubernetes_version, read_attached_cluster
 from components.config import ConfigError, config_warnings, load_pulumi_config
 from components.config.files import missing_files
+from components.docker_build import daemon_problem as docker_daemon_problem
 from components.router import router_config_text
 from components.serving import deploy_serving, key_outputs, scoring_outputs
 from components.workspace import Workspace
@@ -25,6 +26,9 @@ def main() -> None:
         router_config = router_config_text(cfg)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
+    # images.builder docker on a machine where no Docker daemon answers: one line, before anything is created.
+    if cfg.images.builder == "docker" and (problem := docker_daemon_problem()):
+        raise pulumi.RunError(problem)
     for warning in config_warnings(cfg) + (attached.warnings if attached else []):
         pulumi.log.warn(warning)
 

@@ -1,20 +1,32 @@
 """Third-party images pinned by digest: the tag in the code is read from its registry at deploy time.
 
-The tag says which release is meant; the digest, resolved by `docker.get_registry_image` on every run
-(previews included), is what the pod spec carries, so nodes run exactly the bytes that were resolved and
-a re-pushed tag shows up as a diff in the next preview instead of silently changing a running node.
+The tag says which release is meant; the digest, read on every run (previews included) through the
+registry's own HTTP API with an anonymous pull token (components/registry_http.py: no Docker daemon,
+no docker provider), is what the pod spec carries, so nodes run exactly the bytes that were resolved
+and a re-pushed tag shows up as a diff in the next preview instead of silently changing a running node.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import pulumi
-import pulumi_docker as docker
+
+from components import registry_http
+
+
+def lookup_public(reference: str) -> str:
+    """`sha256:...` of a public `registry/repository:tag` as its registry answers now."""
+    server, path = reference.split("/", 1)
+    repository, tag = path.rsplit(":", 1)
+    found = registry_http.manifest_digest(server, repository, tag)
+    if found is None:
+        raise registry_http.RegistryError(f"{reference}: the registry has no such tag")
+    return found
 
 
 def digest(reference: str, opts: Optional[pulumi.InvokeOutputOptions] = None) -> pulumi.Output[str]:
-    """`sha256:...` of `registry/repository:tag` as its registry answers now."""
-    return docker.get_registry_image_output(name=reference, opts=opts).sha256_digest
+    """`sha256:...` of `registry/repository:tag` (`opts` is accepted for callers that pass a parent)."""
+    return pulumi.Output.from_input(reference).apply(lambda r: lookup_public(r))
 
 
 def by_digest(reference: str, opts: Optional[pulumi.InvokeOutputOptions] = None) -> pulumi.Output[str]:

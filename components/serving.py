@@ -15,7 +15,7 @@ from components import app_insights
 from components.cluster import ModelCluster
 from components.config import DeploymentSpec, ServiceSpec, StackConfig, version_service_name
 from components.endpoint import ModelEndpoint
-from components.image import image_of, images_for
+from components.image import RegistryTarget, image_of, images_for
 from components.keys import TokenSigningKey
 from components.model_service import Images, ModelDataTarget, ModelService, Placement
 from components.model_store import ModelStore
@@ -53,12 +53,12 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
         pulumi.Output.concat(workspace.blob_endpoint, workspace.model_data_container_name), store.subscription_id,
         workspace.resource_group_name, cfg.workspace.name, store.grant_model_data(workspace.model_data_container_name)
     ) if any(spec.collect_model_data for _, _, spec in cfg.deployments()) else None
-    registry = workspace.registry_login_server
+    registry = RegistryTarget(workspace.registry_login_server, workspace.registry_id)
     environment_images = images_for(cfg, root, registry)
     # By environment name, hashed once each (the hash reads the conda file).
     image_refs = {env: image_of(cfg, root, environment_images, env).image_ref
                   for env in {spec.environment for _, _, spec in cfg.deployments()}}
-    fetcher = SourceImage("fetcher-image", root / "fetcher", registry)
+    fetcher = SourceImage("fetcher-image", root / "fetcher", registry, cfg.images.builder)
     signing_key = TokenSigningKey("token-signing") if uses_token_auth(cfg) else None
     # Application Insights (enableAppInsights): the connection string as a Secret beside the router and
     # beside each model that records to it; nothing for a stack where no service asks for it.
@@ -68,7 +68,7 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
         app_insights.connection_secret(f"app-insights-{ns}", namespaces[ns].name, insights,
                                        labels("app-insights", "model"), on_cluster)
     router = Router("router", cfg, config_json=router_config,
-                    image=SourceImage("router-image", root / "router", registry).image_ref,
+                    image=SourceImage("router-image", root / "router", registry, cfg.images.builder).image_ref,
                     location=cfg.cluster.location or cfg.workspace.location,
                     models_namespaces={n: ns.namespace for n, ns in namespaces.items()},
                     token_public_key=signing_key.public_key_pem if signing_key else None,

@@ -1,9 +1,11 @@
 """An image built from a folder of this repository (the router, the model fetcher), deployed by digest.
 
-The tag is the folder's content hash, so an unchanged folder keeps its tag and pulumi-docker (which
-compares the build context's digest) does not rebuild it. The push uses the same Entra-exchanged
-registry credential as the environment images: no admin user, no `docker login`, no person present.
-Previews do not build, so `image_ref` is unknown there.
+The tag is the folder's content hash (fetcher/content.py `folder_hash`, over paths and bytes only), and the
+build context is a normalized tarball of the same files (fixed modes, mtimes and owners), so the same
+content gives the same tag and the same context whatever the checkout's umask. The image is a
+RegistryImage (components/registry_image.py): registered on every run, looked up in the workspace registry
+at `pulumi up`, built with `images.builder` only when the registry lacks the tag. `image_ref` is unknown
+in a preview of a new tag.
 """
 from __future__ import annotations
 
@@ -11,10 +13,15 @@ from pathlib import Path
 from typing import Optional
 
 import pulumi
-import pulumi_docker as docker
 
-from components.image import PLATFORM, RegistryCredential, registry_credential
-from fetcher.content import folder_hash
+from components.image import RegistryTarget, context_file
+from components.registry_image import RegistryImage
+from fetcher.content import folder_files, folder_hash
+
+
+def folder_context(folder: Path) -> dict[str, bytes]:
+    """The build context of `folder`: exactly the files its tag hashes (.dockerignore applies in the build)."""
+    return {relative: path.read_bytes() for relative, path in folder_files(folder)}
 
 
 class SourceImage(pulumi.ComponentResource):
@@ -23,22 +30,14 @@ class SourceImage(pulumi.ComponentResource):
     tag: str
     image_ref: pulumi.Output[str]
 
-    def __init__(self, name: str, folder: Path, registry_login_server: pulumi.Input[str],
+    def __init__(self, name: str, folder: Path, registry: RegistryTarget, builder: str = "acr-task",
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:SourceImage", name, None, opts)
         self.tag = folder_hash(folder)[:32]
         repository = f"aks-serving/{folder.name}"
-        credential = registry_credential(registry_login_server, opts=pulumi.InvokeOutputOptions(parent=self))
-
-        def image_name(cred: RegistryCredential) -> str:
-            return f"{cred.server}/{repository}:{self.tag}"
-
-        image = docker.Image(
-            f"{name}-build", image_name=pulumi.Output.unsecret(credential.apply(image_name)),
-            build=docker.DockerBuildArgs(context=str(folder), dockerfile=str(folder / "Dockerfile"), platform=PLATFORM),
-            registry=docker.RegistryArgs(server=pulumi.Output.unsecret(credential.apply(lambda c: c.server)),
-                                         username=pulumi.Output.unsecret(credential.apply(lambda c: c.username)),
-                                         password=credential.apply(lambda c: c.password)),
-            opts=pulumi.ResourceOptions(parent=self))
-        self.image_ref = image.repo_digest
+        image = RegistryImage(
+            f"{name}-image", server=registry.login_server, repository=repository, tag=self.tag,
+            context_path=context_file(folder.parent, repository, self.tag, folder_context(folder)),
+            builder=builder, registry_id=registry.id, opts=pulumi.ResourceOptions(parent=self))
+        self.image_ref = image.image_ref
         self.register_outputs({"tag": self.tag, "imageRef": self.image_ref})

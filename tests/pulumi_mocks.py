@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -91,7 +92,9 @@ class AzureStandIn(mocks.Mocks):
         self.attached_cluster = attached_cluster
         # `<registry>/<repository>:<tag>` -> "sha256:..." the stand-in registries hold (public images by default).
         self.registry_digests = {**PUBLIC_IMAGES, **(registry_digests or {})}
-        self.token_exchanges: list[tuple[str, str, str]] = []
+        self.token_exchanges: list[str] = []  # registries a refresh token was asked for (provider side)
+        self.lookups: list[str] = []  # `<registry>/<repository>:<tag>` looked up through the registry API
+        self.builds: list[tuple[str, str, bytes]] = []  # (builder, image, context tarball) built and pushed
         self.version_requests: list[tuple[str, str, str]] = []
         self.created: list[Registered] = []
         self.invokes: list[tuple[str, dict]] = []
@@ -99,6 +102,9 @@ class AzureStandIn(mocks.Mocks):
     def new_resource(self, args: mocks.MockResourceArgs):
         outputs = dict(args.inputs)
         outputs.update(self._computed(args.typ, args.inputs))
+        if args.typ == REGISTRY_IMAGE and not pulumi.runtime.is_dry_run():  # `pulumi up` runs the provider's create
+            from components import registry_image
+            outputs.update(registry_image.resolve(dict(args.inputs)))
         if args.typ == "azure-native:managedidentity:UserAssignedIdentity":  # each identity its own IDs
             prefix = args.name.removesuffix("-identity")
             outputs.update(name=args.name, clientId=f"{prefix}-client-id", principalId=f"{prefix}-principal-id")
@@ -139,9 +145,6 @@ class AzureStandIn(mocks.Mocks):
             return {"status": {"loadBalancer": {"ingress": [{"ip": "20.31.42.53"}]}}}
         if typ == "azure-native:applicationinsights:Component":
             return {"connectionString": "InstrumentationKey=00000000-0000-0000-0000-000000000000"}
-        if typ == "docker:index/image:Image":  # a pushed image: its repository by a digest of its name
-            repository = inputs["imageName"].rsplit(":", 1)[0]
-            return {"repoDigest": f"{repository}@sha256:{hashlib.sha256(inputs['imageName'].encode()).hexdigest()}"}
         return {}
 
     def kubernetes_versions(self, subscription: str, location: str, token: str) -> list[dict]:
@@ -150,10 +153,26 @@ class AzureStandIn(mocks.Mocks):
         return [{"version": minor, "isPreview": preview, "patchVersions": {f"{minor}.{p}": {} for p in range(3)}}
                 for minor, preview in (("1.32", False), ("1.33", False), ("1.34", False), ("1.35", True))]
 
-    def exchange_aad_token(self, login_server: str, tenant: str, aad_token: str) -> str:
-        """The registry's /oauth2/exchange (HTTPS to the registry) answered here."""
-        self.token_exchanges.append((login_server, tenant, aad_token))
+    # The RegistryImage provider's network calls (Entra + /oauth2/exchange, the registry's manifest API, an
+    # ACR Tasks run or a local docker build) are answered here by patching its module functions.
+    def refresh_token(self, login_server: str) -> str:
+        self.token_exchanges.append(login_server)
         return f"acr-refresh-token-for-{login_server}"
+
+    def lookup(self, server: str, repository: str, tag: str, token: Optional[str] = None) -> Optional[str]:
+        assert token == f"acr-refresh-token-for-{server}", "each registry is asked with its own token"
+        self.lookups.append(f"{server}/{repository}:{tag}")
+        return self.registry_digests.get(f"{server}/{repository}:{tag}")
+
+    def public_digest(self, reference: str) -> str:
+        return self.registry_digests[reference]
+
+    def builder(self, name: str):
+        def build(props: dict, context: bytes, _token: str) -> None:
+            image = f"{props['server']}/{props['repository']}:{props['tag']}"
+            self.builds.append((name, image, context))
+            self.registry_digests[image] = "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+        return build
 
     def call(self, args: mocks.MockCallArgs):
         self.invokes.append((args.token, dict(args.args)))
@@ -168,12 +187,25 @@ class AzureStandIn(mocks.Mocks):
             return self.attached_cluster, []
         if args.token == "azure-native:authorization:getClientToken":
             return {"token": "entra-access-token"}, []
-        if args.token == "docker:index/getRegistryImage:getRegistryImage":
-            name = args.args["name"]
-            if name not in self.registry_digests:
-                return {}, [("name", f"Got bad response from registry: 404 Not Found ({name})")]
-            return {"id": name, "name": name, "sha256Digest": self.registry_digests[name]}, []
         raise NotImplementedError(f"no stand-in for invoke {args.token}")
+
+
+REGISTRY_IMAGE = "pulumi-python:dynamic/aks-serving:RegistryImage"
+
+
+@contextlib.contextmanager
+def registries_stood_in(stand_in: AzureStandIn):
+    """Registry and build calls (HTTPS to registries, ARM and Entra, or a docker daemon) answered by `stand_in`."""
+    from components import pinned_image, registry_image
+    saved = (registry_image.refresh_token, registry_image.lookup, registry_image.BUILDERS, pinned_image.lookup_public)
+    registry_image.refresh_token, registry_image.lookup = stand_in.refresh_token, stand_in.lookup
+    registry_image.BUILDERS = {name: stand_in.builder(name) for name in registry_image.BUILDERS}
+    pinned_image.lookup_public = stand_in.public_digest
+    try:
+        yield stand_in
+    finally:
+        (registry_image.refresh_token, registry_image.lookup, registry_image.BUILDERS,
+         pinned_image.lookup_public) = saved
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -255,13 +287,12 @@ def run_program(config: dict, *, stack: str = "test", preview: bool = False,
                                   [f"aks-serving:{s}" for s in secret_sections])
     mocks.set_mocks(stand_in, project="aks-serving", stack=stack, preview=preview, logger=logger,
                     monitor=RecordingMonitor(stand_in))
-    from components import aks_versions, image
-    real_exchange, image.exchange_aad_token = image.exchange_aad_token, stand_in.exchange_aad_token
+    from components import aks_versions
     real_versions, aks_versions.fetch_versions = aks_versions.fetch_versions, stand_in.kubernetes_versions
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        with registries_stood_in(stand_in):
+            _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
     finally:
-        image.exchange_aad_token = real_exchange
         aks_versions.fetch_versions = real_versions
     exports, secret = {}, set()
     for name, value in settings.get_root_resource().outputs.items() if read_exports else ():

@@ -209,8 +209,10 @@ def test_nodes_may_pull_what_was_found_in_the_global_registry():
     # The registry's own subscription: a role definition ID of the deployer's would not match the scope.
     assert pull["roleDefinitionId"] == ("/subscriptions/11111111-2222-3333-4444-555555555555/providers/"
                                         f"Microsoft.Authorization/roleDefinitions/{ACR_PULL}")
-    looked_up = [a["name"] for t, a in run.invokes if t == "docker:index/getRegistryImage:getRegistryImage"]
-    assert any(name.startswith("contosoglobal.azurecr.io/azureml/") for name in looked_up)
+    environment_images = [r for r in run.of_type("pulumi-python:dynamic/aks-serving:RegistryImage")
+                          if r.inputs["repository"].startswith("azureml/")]
+    assert len(environment_images) == 2  # both look in the global registry before building
+    assert {r.inputs["global_server"] for r in environment_images} == {"contosoglobal.azurecr.io"}
 
 
 def test_a_global_registry_given_by_name_is_refused_saying_why():

@@ -1,12 +1,23 @@
-"""EnvironmentImage under Pulumi's mocks: lookup before build, one image per environment content, digests.
+"""EnvironmentImage and SourceImage under Pulumi's mocks: registered at program time, lookup before build,
+one image per environment content, digests, normalized build contexts.
 
-Stand-ins: `AzureStandIn` answers the Entra token and the registry lookup (`registry_digests` is what the
-registries hold) and gives a built image a digest; `exchange_aad_token` (the ACR token exchange, HTTPS) is
-replaced by a function that records its calls.
+Stand-ins: `AzureStandIn` answers the Azure invokes; the RegistryImage provider's network calls (Entra and
+the ACR token exchange, the registry's manifest API, an ACR Tasks run, a docker build) are replaced by its
+methods through `registries_stood_in` (`registry_digests` is what the registries hold; a build adds a
+digest). The HTTP clients themselves are tested against local servers in test_registry_http.py and
+test_acr_tasks.py.
 """
 import asyncio
+import base64
+import gzip
+import io
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pulumi
@@ -15,17 +26,21 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components import image as image_module
+from components import registry_image
+from components.build_context import context_tarball
 from components.config import Environment, parse_stack_config
 from components.environment import environment_hash
-from components.image import EnvironmentImage, images_for, image_of, build_context_files
-from pulumi_mocks import ROOT, AzureStandIn, RecordingMonitor, stack_file_config
+from components.image import EnvironmentImage, RegistryTarget, build_context_files, image_of, images_for
+from components.registry_http import RegistryError
+from components.source_image import SourceImage, folder_context
+from fetcher.content import folder_files as folder_files_of
+from pulumi_mocks import (REGISTRY_IMAGE, ROOT, AzureStandIn, RecordingMonitor, registries_stood_in, run_program,
+                          stack_file_config)
 
-BUILD = "docker:index/image:Image"
 LOGIN = "mlwdevacr.azurecr.io"
 GLOBAL = "contosoglobal.azurecr.io"
+REGISTRY_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/mlwdevacr"
 DIGEST = "sha256:" + "ab" * 32
-SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"  # a secret's wire form
 
 
 @pytest.fixture
@@ -37,18 +52,6 @@ def root(tmp_path):
     return tmp_path
 
 
-@pytest.fixture(autouse=True)
-def token_exchange(monkeypatch):
-    calls = []
-
-    def exchange(login_server, tenant, aad_token):
-        calls.append((login_server, tenant, aad_token))
-        return f"acr-refresh-token-for-{login_server}"
-
-    monkeypatch.setattr(image_module, "exchange_aad_token", exchange)
-    return calls
-
-
 def run(program, *, stand_in=None, preview=False):
     """Run `program()` (which returns a dict of values to resolve) under the mocks; (stand_in, resolved)."""
     stand_in = stand_in or AzureStandIn()
@@ -57,7 +60,8 @@ def run(program, *, stand_in=None, preview=False):
     mocks.set_mocks(stand_in, project="aks-serving", stack="test", preview=preview,
                     monitor=RecordingMonitor(stand_in))
     box = {}
-    _sync_await(run_pulumi_func(lambda: box.update(program())))
+    with registries_stood_in(stand_in):
+        _sync_await(run_pulumi_func(lambda: box.update(program())))
     resolved = {}
     for key, value in box.items():
         output = pulumi.Output.from_input(value)
@@ -72,11 +76,26 @@ def dev_config(**services):
     return parse_stack_config(raw)
 
 
-def one_image(root, env=None, login=LOGIN, global_registry=None):
+def target(login=LOGIN):
+    return RegistryTarget(pulumi.Output.from_input(login), REGISTRY_ID)
+
+
+def one_image(root, env=None, login=LOGIN, global_registry=None, builder="acr-task"):
     env = env or Environment(conda_file="models/diabetes/conda.yml")
-    img = EnvironmentImage("img", env, root, pulumi.Output.from_input(login), global_registry)
+    img = EnvironmentImage("img", env, root, target(login), global_registry, builder)
     return {"ref": img.image_ref, "digest": img.digest, "source": img.source, "tag": img.tag,
             "repository": img.repository}
+
+
+def diabetes_image(root):
+    env_hash = environment_hash(Environment(conda_file="models/diabetes/conda.yml"), root)
+    return env_hash, f"azureml/azureml_{env_hash}"
+
+
+def members(tarball: bytes) -> dict:
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
+        return {m.name: (m.mode, m.mtime, m.uid, m.gid, m.uname, m.gname, tar.extractfile(m).read())
+                for m in tar.getmembers()}
 
 
 # ---------------------------------------------------------------- the Dockerfile
@@ -130,56 +149,47 @@ def test_a_conda_file_that_pins_numpy_gets_no_numpy_constraint(tmp_path):
 # ---------------------------------------------------------------- lookup, build, digest
 
 
-def test_an_image_no_registry_has_is_built_for_amd64_and_pushed_with_an_exchanged_token(root, token_exchange):
+def test_an_image_no_registry_has_is_built_by_an_acr_task_from_its_normalized_context(root):
     stand_in, out = run(lambda: one_image(root))
-    build = stand_in_one(stand_in, BUILD)
-    env_hash = environment_hash(Environment(conda_file="models/diabetes/conda.yml"), root)
-    assert out["tag"] == env_hash and out["repository"] == f"azureml/azureml_{env_hash}"
-    assert build["imageName"] == f"{LOGIN}/azureml/azureml_{env_hash}:{env_hash}"
-    assert build["build"]["platform"] == "linux/amd64"
-    registry = build["registry"]
-    assert registry[SECRET_SIG] == SECRET_VALUE, "the push credential must be a secret in the state"
-    assert registry["value"]["username"] == "00000000-0000-0000-0000-000000000000"
-    assert registry["value"]["password"] == f"acr-refresh-token-for-{LOGIN}"
-    assert token_exchange == [(LOGIN, "c0ffee00-1111-4222-8333-444455556666", "entra-access-token")]
-    context = Path(build["build"]["context"])
-    assert (context / "conda.yml").read_bytes() == (root / "models/diabetes/conda.yml").read_bytes()
-    assert (context / "Dockerfile").read_text().startswith("FROM --platform=linux/amd64 ")
-    assert sorted(p.name for p in context.iterdir()) == ["Dockerfile", "add_server.py", "conda.yml", "fit.py",
-                                                         "numpy_abi.py", "serve.py", "v1runtime"]
-    assert {oct(p.stat().st_mode & 0o777) for p in context.rglob("*") if p.is_file()} == {"0o644"}  # any umask
-    assert out["source"] == "built"
+    env_hash, repository = diabetes_image(root)
+    assert out["tag"] == env_hash and out["repository"] == repository
+    [(builder, image, context)] = stand_in.builds
+    assert (builder, image) == ("acr-task", f"{LOGIN}/{repository}:{env_hash}")
+    files = build_context_files(Environment(conda_file="models/diabetes/conda.yml"), root)
+    assert {name: m[6] for name, m in members(context).items()} == files
+    assert {m[:6] for m in members(context).values()} == {(0o644, 0, 0, 0, "", "")}
+    # The pushed digest is read back from the registry, and the reference names it, never the tag.
+    assert stand_in.lookups == [f"{LOGIN}/{repository}:{env_hash}"] * 2
+    assert out["source"] == "built" and out["ref"] == f"{LOGIN}/{repository}@{out['digest']}"
 
 
 def test_a_tag_the_workspace_registry_has_is_not_built(root):
-    env_hash = environment_hash(Environment(conda_file="models/diabetes/conda.yml"), root)
-    stand_in = AzureStandIn(registry_digests={f"{LOGIN}/azureml/azureml_{env_hash}:{env_hash}": DIGEST})
+    env_hash, repository = diabetes_image(root)
+    stand_in = AzureStandIn(registry_digests={f"{LOGIN}/{repository}:{env_hash}": DIGEST})
     _, out = run(lambda: one_image(root), stand_in=stand_in)
-    assert [r for r in stand_in.created if r.type == BUILD] == []
-    assert out["ref"] == f"{LOGIN}/azureml/azureml_{env_hash}@{DIGEST}" and out["source"] == "workspace"
+    assert stand_in.builds == []
+    assert out["ref"] == f"{LOGIN}/{repository}@{DIGEST}" and out["source"] == "workspace"
 
 
 def test_the_global_registry_is_searched_after_the_workspace_one(root):
-    env_hash = environment_hash(Environment(conda_file="models/diabetes/conda.yml"), root)
-    stand_in = AzureStandIn(registry_digests={f"{GLOBAL}/azureml/azureml_{env_hash}:{env_hash}": DIGEST})
+    env_hash, repository = diabetes_image(root)
+    stand_in = AzureStandIn(registry_digests={f"{GLOBAL}/{repository}:{env_hash}": DIGEST})
     _, out = run(lambda: one_image(root, global_registry="contosoglobal"), stand_in=stand_in)
-    looked_up = [a["name"] for t, a in stand_in.invokes if t == "docker:index/getRegistryImage:getRegistryImage"]
-    assert looked_up == [f"{LOGIN}/azureml/azureml_{env_hash}:{env_hash}", f"{GLOBAL}/azureml/azureml_{env_hash}:{env_hash}"]
-    assert [r for r in stand_in.created if r.type == BUILD] == []
-    assert out["ref"] == f"{GLOBAL}/azureml/azureml_{env_hash}@{DIGEST}" and out["source"] == "global"
+    assert stand_in.lookups == [f"{LOGIN}/{repository}:{env_hash}", f"{GLOBAL}/{repository}:{env_hash}"]
+    assert stand_in.token_exchanges == [LOGIN, GLOBAL]
+    assert stand_in.builds == []
+    assert out["ref"] == f"{GLOBAL}/{repository}@{DIGEST}" and out["source"] == "global"
 
 
 def test_a_registry_error_other_than_not_found_fails_the_run(root):
     class Unauthorized(AzureStandIn):
-        def call(self, args):
-            if args.token == "docker:index/getRegistryImage:getRegistryImage":
-                return {}, [("name", "Got bad response from registry: 401 Unauthorized")]
-            return super().call(args)
+        def lookup(self, server, repository, tag, token=None):
+            raise RegistryError(f"{server}/{repository}:{tag}: the registry answered 401 to a manifest request")
 
     stand_in = Unauthorized()
     with pytest.raises(Exception, match="401"):
         run(lambda: one_image(root), stand_in=stand_in)
-    assert [r for r in stand_in.created if r.type == BUILD] == []
+    assert stand_in.builds == []
 
 
 def test_downstream_gets_a_digest_reference_never_a_tag(root):
@@ -188,16 +198,159 @@ def test_downstream_gets_a_digest_reference_never_a_tag(root):
     assert out["ref"].endswith("@" + out["digest"]) and ":" + out["tag"] not in out["ref"]
 
 
-def test_a_preview_with_an_unknown_registry_builds_nothing_and_leaves_the_digest_unknown(root):
+def test_a_first_preview_registers_the_image_but_looks_up_and_builds_nothing(root):
     stand_in, out = run(lambda: one_image(root, login=_unknown()), preview=True)
+    [image] = [r for r in stand_in.created if r.type == REGISTRY_IMAGE]  # listed in the preview, as `up` will make it
+    env_hash, repository = diabetes_image(root)
+    assert (image.inputs["repository"], image.inputs["tag"], image.inputs["builder"]) == (repository, env_hash, "acr-task")
     assert out["ref"] is None and out["digest"] is None
-    assert [r for r in stand_in.created if r.type == BUILD] == []
+    assert stand_in.lookups == [] and stand_in.builds == [] and stand_in.token_exchanges == []
 
 
 def _unknown():
     """An Output whose value is unknown, as a registry's login server is in a first preview."""
     from pulumi.output import UNKNOWN
     return pulumi.Output.from_input(UNKNOWN)
+
+
+# ---------------------------------------------------------------- the whole program: no Docker, stable inputs
+
+
+def test_with_builder_acr_task_the_program_registers_no_docker_provider_or_resource():
+    stand_in = AzureStandIn()
+    run = run_program(stack_file_config("dev"), stack="dev", stand_in=stand_in)
+    assert [r.type for r in run.resources if "docker" in r.type] == []
+    assert [token for token, _ in run.invokes if token.startswith("docker:")] == []
+    # Two environments, the router and the fetcher: each a RegistryImage, built by ACR Tasks.
+    assert len(run.of_type(REGISTRY_IMAGE)) == 4
+    assert sorted(builder for builder, _, _ in stand_in.builds) == ["acr-task"] * 4
+
+
+def test_a_first_preview_lists_every_image_it_would_build():
+    run = run_program(stack_file_config("dev"), stack="dev", preview=True)
+    assert len(run.of_type(REGISTRY_IMAGE)) == 4
+
+
+def test_a_second_run_of_an_unchanged_stack_gives_identical_image_inputs_and_no_token_anywhere():
+    first, second = (run_program(stack_file_config("dev"), stack="dev") for _ in range(2))
+    inputs = lambda run: {r.name: _inputs(r) for r in run.of_type(REGISTRY_IMAGE)}  # noqa: E731
+    assert inputs(first) == inputs(second) and len(inputs(first)) == 4
+    provider = dict(registry_image.RegistryImageProvider().diff("id", inputs(first)["router-image-image"],
+                                                                inputs(second)["router-image-image"]).__dict__)
+    assert provider["changes"] is False
+    text = json.dumps(inputs(first)) + "".join(_provider_bytes(r).decode("latin-1") for r in first.of_type(REGISTRY_IMAGE))
+    assert "acr-refresh-token" not in text and "entra-access-token" not in text and "password" not in text
+
+
+def _inputs(registered):
+    """A RegistryImage's inputs as the engine compares them (its outputs, which the provider computes, aside)."""
+    return {k: v for k, v in registered.inputs.items() if k not in ("digest", "image_ref", "source")}
+
+
+def _provider_bytes(registered) -> bytes:
+    serialized = registered.inputs["__provider"]
+    serialized = serialized.get("value", serialized) if isinstance(serialized, dict) else serialized
+    return base64.b64decode(serialized)
+
+
+def test_the_serialized_provider_loads_in_a_fresh_process_started_in_the_project():
+    """As Pulumi's dynamic provider host does: dill.loads in a process whose working directory is the project."""
+    run = run_program(stack_file_config("dev"), stack="dev", preview=True)
+    blob = base64.b64encode(_provider_bytes(run.of_type(REGISTRY_IMAGE)[0])).decode()
+    code = ("import base64, sys, dill; p = dill.loads(base64.b64decode(sys.stdin.read())); "
+            "print(type(p).__module__, type(p).__name__, p.diff('x', {'tag': 'a'}, {'tag': 'a'}).changes)")
+    done = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, text=True, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, timeout=120)
+    assert done.stdout.split() == ["components.registry_image", "RegistryImageProvider", "False"], done.stderr
+
+
+def test_only_content_changes_make_a_registry_image_differ():
+    provider = registry_image.RegistryImageProvider()
+    old = {"server": LOGIN, "repository": "aks-serving/router", "tag": "a" * 32, "global_server": None,
+           "builder": "acr-task", "registry_id": REGISTRY_ID, "context_path": "/ci/run-1/.serving/images/r.tar.gz",
+           "digest": DIGEST, "image_ref": f"{LOGIN}/aks-serving/router@{DIGEST}", "source": "built", "__provider": "x"}
+    moved = {**old, "context_path": "/ci/run-2/.serving/images/r.tar.gz", "__provider": "y"}
+    assert provider.diff("id", old, moved).changes is False
+    changed = provider.diff("id", old, {**old, "tag": "b" * 32})
+    assert changed.changes is True and changed.replaces == ["tag"]
+
+
+# ---------------------------------------------------------------- builder docker
+
+
+def test_builder_docker_without_a_daemon_fails_in_one_line_before_anything_is_created(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")  # nothing listens there
+    config = stack_file_config("dev")
+    config["images"] = {"builder": "docker"}
+    stand_in = AzureStandIn()
+    with pytest.raises(Exception) as failure:
+        run_program(config, stack="dev", stand_in=stand_in)
+    message = str(failure.value)
+    assert message == (f"images.builder: docker builds with a local Docker daemon, and none answers at "
+                       f"unix://{tmp_path}/docker.sock (DOCKER_HOST); start Docker, or set images.builder to "
+                       "acr-task to build in the registry with no local Docker")
+    assert [r.type for r in stand_in.created if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_builder_docker_with_a_daemon_builds_locally(monkeypatch, tmp_path):
+    import socket
+    import threading
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+    server.settimeout(30)
+
+    def answer_pings():  # a stand-in daemon: answers `GET /_ping` as dockerd does
+        try:
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(1024)
+                    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+        except OSError:
+            pass
+
+    threading.Thread(target=answer_pings, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    config = stack_file_config("dev")
+    config["images"] = {"builder": "docker"}
+    stand_in = AzureStandIn()
+    try:
+        run = run_program(config, stack="dev", stand_in=stand_in)
+    finally:
+        server.close()
+    assert {builder for builder, _, _ in stand_in.builds} == {"docker"}
+    assert {r.inputs["builder"] for r in run.of_type(REGISTRY_IMAGE)} == {"docker"}
+    assert [r.type for r in run.resources if "docker" in r.type] == []
+
+
+# ---------------------------------------------------------------- build contexts
+
+
+def test_a_source_images_context_is_byte_identical_whatever_the_umask_and_mtimes(tmp_path):
+    contexts, tags = [], []
+    for umask, mtime in ((0o022, 1_700_000_000), (0o077, 1_800_000_000)):
+        folder = tmp_path / f"umask-{umask:o}" / "router"
+        old = os.umask(umask)
+        try:
+            for relative, source in folder_files_of(ROOT / "router"):  # written fresh: modes follow the umask
+                (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+                (folder / relative).write_bytes(source.read_bytes())
+        finally:
+            os.umask(old)
+        for path in folder.rglob("*"):
+            os.utime(path, (mtime, mtime))
+        _, out = run(lambda: {"tag": SourceImage("router-image", folder, target()).tag})
+        tags.append(out["tag"])
+        contexts.append(context_tarball(folder_context(folder)))
+        written = next((folder.parent / ".serving" / "images").glob("aks-serving_router-*.tar.gz"))
+        assert written.read_bytes() == contexts[-1]
+    modes = {oct((tmp_path / f"umask-{u:o}" / "router" / "settings.py").stat().st_mode & 0o777) for u in (0o22, 0o77)}
+    assert modes == {"0o644", "0o600"}  # the checkouts differ; their contexts must not
+    assert contexts[0] == contexts[1] and tags[0] == tags[1]
+    assert {m[:6] for m in members(contexts[0]).values()} == {(0o644, 0, 0, 0, "", "")}
+    assert gzip.decompress(contexts[0]) and contexts[0][4:8] == b"\0\0\0\0"  # no time in the gzip header
 
 
 # ---------------------------------------------------------------- one image per environment content
@@ -209,7 +362,7 @@ def test_services_sharing_an_environment_share_one_image(root):
     box = {}
 
     def program():
-        images = images_for(cfg, root, pulumi.Output.from_input(LOGIN))
+        images = images_for(cfg, root, target())
         box["images"] = images
         return {"sentiment": image_of(cfg, root, images, "numpy").image_ref,
                 "diabetes": image_of(cfg, root, images, "sklearn").image_ref}
@@ -218,7 +371,7 @@ def test_services_sharing_an_environment_share_one_image(root):
     # diabetes uses sklearn; sentiment, other and both sentiment-ab versions use numpy: two images.
     assert len(box["images"]) == 2
     assert len([r for r in stand_in.created if r.type == "aks-serving:index:EnvironmentImage"]) == 2
-    assert len([r for r in stand_in.created if r.type == BUILD]) == 2
+    assert len([r for r in stand_in.created if r.type == REGISTRY_IMAGE]) == 2 and len(stand_in.builds) == 2
     assert out["sentiment"] != out["diabetes"]
 
 
@@ -228,7 +381,7 @@ def test_two_environment_names_with_the_same_content_share_one_image(root):
     raw["services"]["diabetes2"] = {**raw["services"]["diabetes"], "environment": "sklearn-copy"}
     cfg = parse_stack_config(raw)
     box = {}
-    run(lambda: box.update(images=images_for(cfg, root, LOGIN)) or {})
+    run(lambda: box.update(images=images_for(cfg, root, target())) or {})
     assert len(box["images"]) == 2
 
 
@@ -240,54 +393,4 @@ def test_an_unchanged_config_gives_the_same_tag_and_a_changed_conda_file_another
     conda.write_text(conda.read_text() + "# one more byte\n")
     stand_in, changed = run(lambda: one_image(root))
     assert changed["tag"] != first["tag"] and changed["ref"] != first["ref"]
-    assert stand_in_one(stand_in, BUILD)["imageName"].endswith(f":{changed['tag']}")
-
-
-def stand_in_one(stand_in, type_):
-    found = [r for r in stand_in.created if r.type == type_]
-    assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
-    return found[0].inputs
-
-
-class Refusals:
-    """The registry's /oauth2/exchange cannot be reached here; this stand-in answers as a registry whose
-    AcrPush for the deployer has not applied yet (401), or that refuses ARM-audience tokens (401 for good)."""
-
-    def __init__(self, answers: dict):
-        self.answers, self.calls = {k: list(v) for k, v in answers.items()}, []
-
-    def __call__(self, login_server, tenant, token):
-        import requests
-        self.calls.append(token)
-        status = self.answers[token].pop(0) if self.answers[token] else 200
-        if status == 200:
-            return f"refresh-for-{token}"
-        response = requests.Response()
-        response.status_code = status
-        raise requests.HTTPError(f"{status}", response=response)
-
-
-def test_the_exchange_uses_the_registry_audience_first_and_waits_for_a_fresh_acrpush(monkeypatch):
-    refusals = Refusals({"registry-token": [401, 401], "arm-token": [401, 401, 401]})
-    monkeypatch.setattr(image_module, "exchange_aad_token", refusals)
-    slept = []
-    assert image_module.exchange_with_retry(LOGIN, "tenant", ["registry-token", "arm-token"], sleep=slept.append) \
-        == "refresh-for-registry-token"
-    assert refusals.calls == ["registry-token", "arm-token"] * 2 + ["registry-token"] and slept == [2, 4]
-
-
-def test_a_token_refused_for_good_is_not_retried_and_a_lasting_refusal_is_named(monkeypatch):
-    refusals = Refusals({"registry-token": [403] * 10, "arm-token": [401] * 10})
-    monkeypatch.setattr(image_module, "exchange_aad_token", refusals)
-    with pytest.raises(RuntimeError, match=rf"{LOGIN}: the registry refused the deploying identity's Entra tokens "
-                                           r"\(403, 401, 401, 401\); it needs AcrPush"):
-        image_module.exchange_with_retry(LOGIN, "tenant", ["registry-token", "arm-token"], attempts=3,
-                                         sleep=lambda s: None)
-    assert refusals.calls == ["registry-token", "arm-token", "arm-token", "arm-token"]
-
-
-def test_the_credential_asks_entra_for_a_registry_audience_token(root):
-    stand_in, _ = run(lambda: one_image(root))
-    endpoints = [args.get("endpoint") for token, args in stand_in.invokes
-                 if token == "azure-native:authorization:getClientToken"]
-    assert "https://containerregistry.azure.net" in endpoints and None in endpoints
+    assert stand_in.builds[0][1].endswith(f":{changed['tag']}")

@@ -308,7 +308,8 @@ def test_services_sharing_an_environment_share_one_image_and_every_image_is_by_d
 
 def test_an_unchanged_config_gives_the_same_image_tags_on_a_second_run(dev):
     again = run_program(stack_file_config("dev"), stack="dev")
-    tags = lambda run: sorted(r.inputs["imageName"] for r in run.of_type("docker:index/image:Image"))  # noqa: E731
+    tags = lambda run: sorted(f"{r.inputs['server']}/{r.inputs['repository']}:{r.inputs['tag']}"  # noqa: E731
+                              for r in run.of_type("pulumi-python:dynamic/aks-serving:RegistryImage"))
     assert tags(again) == tags(dev) and len(tags(dev)) == 4  # two environments, the router, the fetcher
 
 

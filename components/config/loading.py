@@ -13,7 +13,7 @@ from components.config_base import ConfigError
 from components.config.stack import StackConfig
 
 PROJECT = "aks-serving"
-SECTIONS = ("workspace", "cluster", "router", "environments", "services", "endpoints")
+SECTIONS = ("workspace", "cluster", "router", "images", "environments", "services", "endpoints")
 # Values that must only ever be set with `pulumi config set --secret` (`*`: any service or endpoint name).
 SECRET_PATHS = ("router.tls.key", "services.*.keys.primaryKey", "services.*.keys.secondaryKey",
                 "endpoints.*.keys.primaryKey", "endpoints.*.keys.secondaryKey")

@@ -8,6 +8,7 @@ from components.config_base import ConfigModel as _Model
 from components.config_base import check_named as _named
 from components.config.cluster import Cluster
 from components.config.deployments import DeploymentSpec, Endpoint, Environment, ServiceSpec
+from components.config.images import Images
 from components.config.router import LETS_ENCRYPT, Router
 from components.config.workspace import Workspace
 from policies.rules import capacity, naming
@@ -17,6 +18,7 @@ class StackConfig(_Model):
     workspace: Workspace
     cluster: Cluster
     router: Router = Router()
+    images: Images = Images()
     environments: dict[str, Environment] = {}
     services: dict[str, ServiceSpec] = {}
     endpoints: dict[str, Endpoint] = {}

@@ -1,0 +1,101 @@
+"""Entra ID access tokens for the identity that runs `pulumi up`, obtained where they are used.
+
+The RegistryImage provider runs in a process of its own (Pulumi's dynamic provider host), which cannot
+see the azure-native provider's configuration, and nothing it is given may hold a credential (its inputs
+and outputs are stored in the stack's state). So it asks Entra itself, the way the azure-native provider
+and the Azure CLI do, from what the deploying machine already has:
+- CI with OIDC (`ARM_USE_OIDC=true`, as the pull-request workflow sets): a federated assertion from
+  `ARM_OIDC_TOKEN`, a token file (`ARM_OIDC_TOKEN_FILE_PATH`, `AZURE_FEDERATED_TOKEN_FILE`), or GitHub's
+  `ACTIONS_ID_TOKEN_REQUEST_URL`/`_TOKEN`, exchanged as a client assertion for `ARM_CLIENT_ID` or
+  `AZURE_CLIENT_ID` in `ARM_TENANT_ID` or `AZURE_TENANT_ID`: a fresh assertion per token, so a long build
+  cannot outlive it;
+- a service principal secret (`ARM_CLIENT_SECRET` or `AZURE_CLIENT_SECRET`) with that client and tenant;
+- otherwise the Azure CLI session (`az account get-access-token`), as on a laptop after `az login`.
+Stdlib and requests only (azure-identity is not among the program's requirements).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import requests
+
+ARM_RESOURCE = "https://management.azure.com/"
+REGISTRY_RESOURCE = "https://containerregistry.azure.net"
+ASSERTION_AUDIENCE = "api://AzureADTokenExchange"
+TIMEOUT = 30
+
+
+class NoAzureLogin(RuntimeError):
+    """No way to get an Entra token on this machine."""
+
+
+@dataclass(frozen=True)
+class EntraToken:
+    token: str
+    tenant: Optional[str]
+
+
+def access_token(resource: str, env: Optional[Mapping[str, str]] = None) -> EntraToken:
+    """An access token for `resource` (ARM's, or the registry audience) for the deploying identity."""
+    env = os.environ if env is None else env
+    client_id = env.get("ARM_CLIENT_ID") or env.get("AZURE_CLIENT_ID")
+    tenant = env.get("ARM_TENANT_ID") or env.get("AZURE_TENANT_ID")
+    if client_id and tenant:
+        if (assertion := federated_assertion(env)) is not None:
+            return client_credentials(env, tenant, client_id, resource, {
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion})
+        if secret := env.get("ARM_CLIENT_SECRET") or env.get("AZURE_CLIENT_SECRET"):
+            return client_credentials(env, tenant, client_id, resource, {"client_secret": secret})
+    return azure_cli_token(resource, tenant)
+
+
+def federated_assertion(env: Mapping[str, str]) -> Optional[str]:
+    """A workload identity assertion (a JWT from the CI's OIDC issuer), or None when there is none."""
+    if env.get("ARM_OIDC_TOKEN"):
+        return env["ARM_OIDC_TOKEN"]
+    for variable in ("ARM_OIDC_TOKEN_FILE_PATH", "AZURE_FEDERATED_TOKEN_FILE"):
+        if env.get(variable):
+            with open(env[variable], encoding="utf-8") as f:
+                return f.read().strip()
+    url = env.get("ARM_OIDC_REQUEST_URL") or env.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    bearer = env.get("ARM_OIDC_REQUEST_TOKEN") or env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if url and bearer and env.get("ARM_USE_OIDC", "").lower() == "true":
+        response = requests.get(url, params={"audience": ASSERTION_AUDIENCE}, timeout=TIMEOUT,
+                                headers={"Authorization": f"Bearer {bearer}"})
+        response.raise_for_status()
+        return response.json()["value"]
+    return None
+
+
+def client_credentials(env: Mapping[str, str], tenant: str, client_id: str, resource: str,
+                       credential: dict) -> EntraToken:
+    authority = (env.get("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com").rstrip("/")
+    response = requests.post(f"{authority}/{tenant}/oauth2/v2.0/token", timeout=TIMEOUT, data={
+        "grant_type": "client_credentials", "client_id": client_id,
+        "scope": f"{resource.rstrip('/')}/.default", **credential})
+    if response.status_code != 200:
+        # Entra's error description names the cause (AADSTS code) and never echoes the credential.
+        raise NoAzureLogin(f"Entra ID refused a token for {client_id} in {tenant}: "
+                           f"{response.json().get('error_description', response.status_code)}")
+    return EntraToken(response.json()["access_token"], tenant)
+
+
+def azure_cli_token(resource: str, tenant: Optional[str] = None) -> EntraToken:
+    command = ["az", "account", "get-access-token", "--resource", resource, "--output", "json"]
+    if tenant:
+        command += ["--tenant", tenant]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        done = None
+    if done is None or done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["failed"])[-1] if done else "az is not on PATH"
+        raise NoAzureLogin(f"no Azure login to build and look up images with ({reason}): run `az login`, or set "
+                           "ARM_CLIENT_ID and ARM_TENANT_ID with ARM_USE_OIDC=true (CI) or ARM_CLIENT_SECRET")
+    answer = json.loads(done.stdout)
+    return EntraToken(answer["accessToken"], answer.get("tenant") or tenant)
