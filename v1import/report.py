@@ -27,7 +27,7 @@ class Report:
         if self.notes:
             lines += ["Carried differently from v1:"] + [f"  - {line}" for line in self.notes]
         if self.secret_commands:
-            lines += ["Secrets are never written into the stack file; set them (the value is read from your file, "
-                      "never put on a command line):"]
+            lines += ["Secrets are never written into the stack file; once the stack exists in Pulumi (`pulumi stack "
+                      "init`), set them (each value is read from your file, never put on a command line):"]
             lines += [f"  {command}" for command in self.secret_commands]
         return "\n".join(lines)
