@@ -336,6 +336,19 @@ def test_a_conda_file_the_build_cannot_read_is_named_with_its_key(tmp_path, caps
     assert "environment.python.condaDependencies: " in capsys.readouterr().err
 
 
+def test_files_written_on_windows_byte_order_mark_and_backslashes(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks"}, {})
+    (folder / "src").mkdir()
+    shutil.move(folder / "score.py", folder / "src" / "score.py")
+    (folder / "inferenceconfig.json").write_text(json.dumps(
+        {"entryScript": "score.py", "sourceDirectory": ".\\src", "condaFile": "..\\conda.yml"}), encoding="utf-8-sig")
+    (folder / "deploymentconfig.json").write_text(json.dumps({"computeType": "aks", "numReplicas": 2}),
+                                                  encoding="utf-8-sig")
+    assert run(tmp_path, folder) == 0
+    s = load_stack_file(tmp_path / "Pulumi.imported.yaml").services["sklearn-svc"]
+    assert (s.entry_script, s.source_directory, s.num_replicas) == ("v1/src/score.py", "v1/src", 2)
+
+
 def test_environment_and_legacy_keys_together_are_refused(tmp_path, capsys):
     folder = project(tmp_path, {"computeType": "aks"},
                      {"entryScript": "score.py", "condaFile": "conda.yml", "environment": {"name": "e"}})

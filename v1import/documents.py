@@ -24,7 +24,7 @@ class V1ImportError(ValueError):
 def read_document(path: Path) -> dict[str, Any]:
     """A JSON or YAML mapping (az ml's `file_stream_to_object` took either, whatever the extension)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # PowerShell wrote v1's JSON files with a byte order mark
     except OSError as err:
         raise V1ImportError([f"{path}: cannot read ({err.strerror})"]) from None
     try:

@@ -70,9 +70,9 @@ def read_inference_config(path: Path, report: Report) -> InferenceConfig:
     if problems:
         raise V1ImportError(problems)
     base = path.parent.resolve()
-    source_dir = (base / document["sourceDirectory"]).resolve() if document.get("sourceDirectory") else None
+    source_dir = (base / local_path(document["sourceDirectory"])).resolve() if document.get("sourceDirectory") else None
     root = source_dir or base
-    config = InferenceConfig(path, (root / document["entryScript"]).resolve(), source_dir,
+    config = InferenceConfig(path, (root / local_path(document["entryScript"])).resolve(), source_dir,
                              environment_name=env.get("name"))
     if source_dir is not None and not source_dir.is_dir():
         raise V1ImportError([f"{path}: sourceDirectory: no folder {source_dir}"])
@@ -111,6 +111,11 @@ def _conda_problem(path: Path) -> Optional[str]:
     return None
 
 
+def local_path(value: str) -> str:
+    """A path as the inference config wrote it, on this machine: v1 ran on Windows too (`.\\src\\score.py`)."""
+    return str(value).replace("\\", "/")
+
+
 def _registry(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -122,7 +127,7 @@ def _read_legacy(document: dict, root: Path, config: InferenceConfig, report: Re
         raise V1ImportError([f"{config.file}: runtime: {runtime!r}; only python can be served (spark-py was "
                              "retired in v1 itself)"])
     if document.get("condaFile"):
-        config.conda_file = _existing(root / document["condaFile"], config.file, "condaFile")
+        config.conda_file = _existing(root / local_path(document["condaFile"]), config.file, "condaFile")
         config.conda_source = f"{name}: condaFile"
     steps_key = _steps_key(document, config.file)
     if steps_key:
@@ -157,7 +162,7 @@ def _read_environment(env: dict, root: Path, config: InferenceConfig, report: Re
         raise V1ImportError([f"{config.file}: environment.python.condaDependenciesFile: not together with "
                              "condaDependencies; give one"])
     if python.get("condaDependenciesFile"):
-        config.conda_file = _existing(root / python["condaDependenciesFile"], config.file,
+        config.conda_file = _existing(root / local_path(python["condaDependenciesFile"]), config.file,
                                       "environment.python.condaDependenciesFile")
         config.conda_source = f"{name}: environment.python.condaDependenciesFile"
     elif python.get("condaDependencies"):
@@ -220,7 +225,7 @@ def _read_env_variables(variables: dict, config: InferenceConfig, report: Report
 
 def _read_steps(root: Path, value: str, source: str, config: InferenceConfig, report: Report) -> None:
     """v1 took a file of Dockerfile lines; some published configs put the lines themselves in the key."""
-    path = root / value
+    path = root / local_path(value)
     if path.is_file():
         text, source = path.read_text(), f"{source} ({path.name})"
     elif str(value).split(None, 1)[0].upper() in DOCKERFILE_WORDS:
