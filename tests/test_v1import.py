@@ -420,6 +420,23 @@ def test_merge_without_a_compute_file_leaves_workspace_and_cluster_unmentioned(t
     assert list(cfg.services) == ["sklearn-svc"] and cfg.cluster.name == "aks-dev"
 
 
+def test_merge_keeps_the_files_own_indentation_and_refuses_flow_style(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
+    existing = tmp_path / "Pulumi.dev.yaml"
+    existing.write_text("config:\n    aks-serving:workspace:\n        name: mlw-dev\n        location: westeurope\n"
+                        "    aks-serving:cluster:\n        name: aks-dev\n    aks-serving:services:\n"
+                        "        other:\n            environment: sklearn-svc\n            entryScript: v1/score.py\n")
+    assert run(tmp_path, folder, "--merge", str(existing)) == 0
+    text = existing.read_text()
+    assert "\n        sklearn-svc:\n" in text and "\n    aks-serving:environments:\n" in text
+    assert set(load_stack_file(existing).services) == {"other", "sklearn-svc"}
+
+    flow = tmp_path / "Pulumi.flow.yaml"
+    flow.write_text("config: {aks-serving:workspace: {name: w, location: westeurope}, aks-serving:cluster: {name: c}}\n")
+    assert run(tmp_path, folder, "--merge", str(flow), stack="flow") == 1
+    assert "config: written in flow style" in capsys.readouterr().err
+
+
 def test_a_new_file_never_overwrites_an_existing_one(tmp_path, capsys):
     folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
     (tmp_path / "Pulumi.imported.yaml").write_text("config: {}\n")

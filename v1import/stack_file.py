@@ -42,16 +42,21 @@ def merge_into(text: str, sections: dict[str, dict], file: Path, report: Report)
     if clashes:
         raise V1ImportError(clashes)
     lines = text.splitlines()
-    if not any(line.rstrip() == "config:" for line in lines):
+    if any(line.startswith("config:") and line.split("#")[0].strip() != "config:" for line in lines):
+        raise V1ImportError([f"{file}: config: written in flow style ({{...}}); write it as a block mapping to merge"])
+    if not any(line.split("#")[0].rstrip() == "config:" for line in lines):
         lines.append("config:")
     for name in ORDER:
         if name not in sections:
             continue
         key = f"{PREFIX}{name}"
+        start = _config_line(lines)
+        indent = _child_indent(lines, start, 2)  # the file's own indentation, kept
         if key not in config:
-            lines = _insert(lines, _block_end(lines, _config_line(lines), 0), [f"  {key}:"] + emit(sections[name], 4))
+            new = [f"{' ' * indent}{key}:"] + emit(sections[name], indent + 2)
+            lines = _insert(lines, _block_end(lines, start, 0), new)
         elif name in NAMED:
-            lines = _merge_named(lines, key, sections[name], file)
+            lines = _merge_named(lines, key, indent, sections[name], file)
         else:
             report.note(f"{file.name}: {key}", f"kept as it is; the import's {name} settings were not merged (write "
                                                "them to a new file with --out to compare)")
@@ -72,6 +77,8 @@ def validate(text: str, root: Path, written_later: set[Path], pending_secrets: t
         tmp.write(text)
     try:
         cfg = load_stack_file(tmp.name)
+    except yaml.YAMLError as err:
+        raise V1ImportError([f"the stack would not be YAML: {err}"]) from None
     except ConfigError as err:
         raise V1ImportError([_explained(p, sections or {}) for p in err.problems]) from None
     finally:
@@ -159,7 +166,14 @@ def _flow(value: Any) -> str:
 
 
 def _config_line(lines: list[str]) -> int:
-    return next(i for i, line in enumerate(lines) if line.rstrip() == "config:")
+    return next(i for i, line in enumerate(lines) if line.split("#")[0].rstrip() == "config:")
+
+
+def _child_indent(lines: list[str], start: int, default: int) -> int:
+    """The indentation of the first entry of the block opened at `start`."""
+    end = _block_end(lines, start, len(lines[start]) - len(lines[start].lstrip()))
+    children = [line for line in lines[start + 1:end] if line.strip() and not line.strip().startswith("#")]
+    return len(children[0]) - len(children[0].lstrip()) if children else default
 
 
 def _block_end(lines: list[str], start: int, indent: int) -> int:
@@ -179,12 +193,10 @@ def _insert(lines: list[str], at: int, new: list[str]) -> list[str]:
     return lines[:at] + new + lines[at:]
 
 
-def _merge_named(lines: list[str], key: str, tree: dict, file: Path) -> list[str]:
-    header = next((i for i, line in enumerate(lines) if re.match(rf"^  {re.escape(key)}:\s*(#.*)?$", line)), None)
+def _merge_named(lines: list[str], key: str, indent: int, tree: dict, file: Path) -> list[str]:
+    pattern = re.compile(rf"^ {{{indent}}}{re.escape(key)}:\s*(#.*)?$")
+    header = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
     if header is None:
-        raise V1ImportError([f"{file}: {key}: written in a style this merge cannot add to (flow style or unusual "
-                             "indentation); write it as a block mapping indented by two spaces"])
-    end = _block_end(lines, header, 2)
-    children = [line for line in lines[header + 1:end] if line.strip() and not line.strip().startswith("#")]
-    indent = len(children[0]) - len(children[0].lstrip()) if children else 4
-    return _insert(lines, end, emit(tree, indent))
+        raise V1ImportError([f"{file}: {key}: written in flow style ({{...}}); write it as a block mapping to merge"])
+    end = _block_end(lines, header, indent)
+    return _insert(lines, end, emit(tree, _child_indent(lines, header, indent + 2)))
