@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import requests
 
@@ -129,7 +129,3 @@ def _arm_error(response: requests.Response) -> str:
         return f"{error.get('code', '')} {error.get('message', '')}".strip() or response.reason
     except ValueError:
         return response.reason or ""
-
-
-def registry_name(registry_id: Optional[str]) -> str:
-    return (registry_id or "").rstrip("/").rsplit("/", 1)[-1]

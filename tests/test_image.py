@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import pulumi
 import pytest

@@ -1,0 +1,236 @@
+"""The registry HTTP client (components/registry_http.py) and the Entra token sources against local servers.
+
+Stand-in: `RegistryStandIn`, a Docker Registry v2 API on 127.0.0.1 answering as ACR does (a 401 bearer
+challenge naming its /oauth2/token realm, pull tokens for a refresh token or anonymously, manifests by tag
+with Docker-Content-Digest, 404 for an unknown tag); the Entra token endpoint is another on 127.0.0.1.
+"""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from components import entra_token, registry_http
+from components.registry_http import RegistryError, manifest_digest
+
+DIGEST = "sha256:" + "c4" * 32
+REPO = "azureml/azureml_abc"
+
+
+class RegistryStandIn:
+    def __init__(self, tags=None, refresh_token="acr-refresh", manifest_status=None):
+        self.tags, self.refresh_token, self.manifest_status = tags or {}, refresh_token, manifest_status
+        self.requests: list[tuple[str, str, dict, dict]] = []  # (method, path, headers, form)
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()} if length else {}
+                url = urlsplit(self.path)
+                form.update({k: v[0] for k, v in parse_qs(url.query).items()})
+                stand_in.requests.append((self.command, url.path, dict(self.headers), form))
+                return url.path, form
+
+            def _send(self, status, body=b"", headers=None):
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self):
+                path, _ = self._record()
+                repo, tag = path.removeprefix("/v2/").split("/manifests/")
+                if self.headers.get("Authorization") != f"Bearer pull-{repo}":
+                    realm = f"http://{stand_in.server}/oauth2/token"
+                    return self._send(401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="{stand_in.server}"'})
+                if stand_in.manifest_status:
+                    return self._send(stand_in.manifest_status)
+                if tag not in stand_in.tags.get(repo, {}):
+                    return self._send(404)
+                self._send(200, headers={"Docker-Content-Digest": stand_in.tags[repo][tag]})
+
+            do_GET = None
+
+            def do_POST(self):
+                _, form = self._record()
+                if form.get("grant_type") == "refresh_token" and form.get("refresh_token") == stand_in.refresh_token:
+                    repo = form["scope"].split(":")[1]
+                    return self._send(200, json.dumps({"access_token": f"pull-{repo}"}).encode())
+                self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
+
+        def anonymous(handler):  # GET /oauth2/token: an anonymous pull token, as public registries give
+            _, form = handler._record()
+            handler._send(200, json.dumps({"token": f"pull-{form['scope'].split(':')[1]}"}).encode())
+
+        Handler.do_GET = anonymous
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def registry():
+    stand_in = RegistryStandIn(tags={REPO: {"abc": DIGEST}})
+    yield stand_in
+    stand_in.close()
+
+
+def test_a_tag_is_read_after_the_bearer_challenge_with_a_pull_token_for_that_repository(registry):
+    assert manifest_digest(registry.server, REPO, "abc", "acr-refresh") == DIGEST
+    (m1, p1, h1, _), (m2, p2, _, form), (m3, p3, h3, _) = registry.requests
+    assert (m1, p1) == ("HEAD", f"/v2/{REPO}/manifests/abc") and "Authorization" not in h1
+    assert (m2, p2) == ("POST", "/oauth2/token")
+    assert form == {"grant_type": "refresh_token", "service": registry.server, "scope": f"repository:{REPO}:pull",
+                    "refresh_token": "acr-refresh"}
+    assert (m3, h3["Authorization"]) == ("HEAD", f"Bearer pull-{REPO}")
+    # An index or manifest list first: a multi-platform tag gives the digest `docker push` printed.
+    assert h3["Accept"].split(", ")[:2] == ["application/vnd.oci.image.index.v1+json",
+                                            "application/vnd.docker.distribution.manifest.list.v2+json"]
+
+
+def test_a_tag_the_registry_does_not_have_is_none(registry):
+    assert manifest_digest(registry.server, REPO, "missing", "acr-refresh") is None
+
+
+def test_a_refused_refresh_token_is_raised_not_taken_for_not_found(registry):
+    with pytest.raises(RegistryError, match=r"token endpoint answered 401 for repository:azureml/azureml_abc:pull"):
+        manifest_digest(registry.server, REPO, "abc", "someone-elses-token")
+
+
+def test_other_manifest_errors_are_raised():
+    registry = RegistryStandIn(manifest_status=500)
+    try:
+        with pytest.raises(RegistryError, match=rf"{registry.server}/{REPO}:abc: the registry answered 500"):
+            manifest_digest(registry.server, REPO, "abc", "acr-refresh")
+    finally:
+        registry.close()
+
+
+def test_a_public_image_is_read_with_an_anonymous_token(registry):
+    assert manifest_digest(registry.server, REPO, "abc") == DIGEST
+    assert [(m, p) for m, p, _, _ in registry.requests] == [
+        ("HEAD", f"/v2/{REPO}/manifests/abc"), ("GET", "/oauth2/token"), ("HEAD", f"/v2/{REPO}/manifests/abc")]
+
+
+def test_the_refresh_token_is_never_sent_to_a_realm_on_another_host(registry):
+    challenge = 'Bearer realm="https://elsewhere.example/oauth2/token",service="x"'
+    with pytest.raises(RegistryError, match="another host"):
+        registry_http.pull_token(registry.server, challenge, REPO, "acr-refresh")
+
+
+# ---------------------------------------------------------------- the exchange (Entra token -> ACR refresh token)
+
+
+class Refusals:
+    """The registry's /oauth2/exchange answering as a registry whose AcrPush for the deployer has not applied
+    yet (401), or that refuses ARM-audience tokens (401 for good)."""
+
+    def __init__(self, answers: dict):
+        self.answers, self.calls = {k: list(v) for k, v in answers.items()}, []
+
+    def __call__(self, login_server, tenant, token):
+        self.calls.append(token)
+        status = self.answers[token].pop(0) if self.answers[token] else 200
+        if status == 200:
+            return f"refresh-for-{token}"
+        response = requests.Response()
+        response.status_code = status
+        raise requests.HTTPError(f"{status}", response=response)
+
+
+def test_the_exchange_uses_the_registry_audience_first_and_waits_for_a_fresh_acrpush(monkeypatch):
+    refusals = Refusals({"registry-token": [401, 401], "arm-token": [401, 401, 401]})
+    monkeypatch.setattr(registry_http, "exchange_aad_token", refusals)
+    slept = []
+    assert registry_http.exchange_with_retry("r.azurecr.io", "tenant", ["registry-token", "arm-token"],
+                                             sleep=slept.append) == "refresh-for-registry-token"
+    assert refusals.calls == ["registry-token", "arm-token"] * 2 + ["registry-token"] and slept == [2, 4]
+
+
+def test_a_token_refused_for_good_is_not_retried_and_a_lasting_refusal_is_named(monkeypatch):
+    refusals = Refusals({"registry-token": [403] * 10, "arm-token": [401] * 10})
+    monkeypatch.setattr(registry_http, "exchange_aad_token", refusals)
+    with pytest.raises(RuntimeError, match=r"r.azurecr.io: the registry refused the deploying identity's Entra "
+                                           r"tokens \(403, 401, 401, 401\); it needs AcrPush"):
+        registry_http.exchange_with_retry("r.azurecr.io", "tenant", ["registry-token", "arm-token"], attempts=3,
+                                          sleep=lambda s: None)
+    assert refusals.calls == ["registry-token", "arm-token", "arm-token", "arm-token"]
+
+
+# ---------------------------------------------------------------- Entra tokens in the provider process
+
+
+class EntraStandIn:
+    """Entra's v2.0 token endpoint on 127.0.0.1 (AZURE_AUTHORITY_HOST points there)."""
+
+    def __init__(self):
+        self.forms: list[dict] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+                stand_in.forms.append({"path": self.path, **form})
+                body = json.dumps({"access_token": f"token-for-{form['scope']}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_ci_with_a_federated_token_file_asks_entra_with_a_client_assertion(tmp_path):
+    entra = EntraStandIn()
+    try:
+        (tmp_path / "assertion").write_text("github-oidc-jwt\n")
+        env = {"ARM_CLIENT_ID": "ci-app", "ARM_TENANT_ID": "tenant-1", "AZURE_FEDERATED_TOKEN_FILE": str(tmp_path / "assertion"),
+               "AZURE_AUTHORITY_HOST": entra.url}
+        token = entra_token.access_token(entra_token.REGISTRY_RESOURCE, env)
+    finally:
+        entra.httpd.shutdown()
+    assert token == entra_token.EntraToken("token-for-https://containerregistry.azure.net/.default", "tenant-1")
+    assert entra.forms == [{"path": "/tenant-1/oauth2/v2.0/token", "grant_type": "client_credentials",
+                            "client_id": "ci-app", "scope": "https://containerregistry.azure.net/.default",
+                            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                            "client_assertion": "github-oidc-jwt"}]
+
+
+def test_without_ci_variables_the_azure_cli_session_is_asked(monkeypatch):
+    asked = []
+
+    class Done:
+        returncode, stderr = 0, ""
+        stdout = json.dumps({"accessToken": "cli-token", "tenant": "tenant-2"})
+
+    monkeypatch.setattr(entra_token.subprocess, "run", lambda command, **_: asked.append(command) or Done())
+    assert entra_token.access_token(entra_token.ARM_RESOURCE, {}) == entra_token.EntraToken("cli-token", "tenant-2")
+    assert asked == [["az", "account", "get-access-token", "--resource", "https://management.azure.com/",
+                      "--output", "json"]]
+
+
+def test_no_login_at_all_says_what_to_do(monkeypatch):
+    def missing(*_, **__):
+        raise FileNotFoundError("az")
+
+    monkeypatch.setattr(entra_token.subprocess, "run", missing)
+    with pytest.raises(entra_token.NoAzureLogin, match=r"\(az is not on PATH\): run `az login`, or set ARM_CLIENT_ID"):
+        entra_token.access_token(entra_token.ARM_RESOURCE, {})
