@@ -500,6 +500,21 @@ def test_custom_tls_loads_once_the_printed_key_command_has_run(tmp_path, capsys)
     assert load_stack_file(_with_tls_key(stack)).router.tls.mode == "custom"
 
 
+def test_merge_keeps_the_files_router_and_asks_for_no_tls_key(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
+    (tmp_path / "cert.pem").write_text("CERT\n")
+    (tmp_path / "key.pem").write_text("KEY\n")
+    compute = _compute(tmp_path, {"agent_count": 3, "ssl_cname": "a.b.com", "ssl_cert_pem_file": "cert.pem",
+                                  "ssl_key_pem_file": "key.pem"})
+    existing = tmp_path / "Pulumi.dev.yaml"
+    existing.write_text("config:\n  aks-serving:workspace:\n    name: mlw-dev\n    location: westeurope\n"
+                        "  aks-serving:cluster:\n    name: aks-dev\n  aks-serving:router:\n    replicas: 2\n")
+    assert run(tmp_path, folder, "--merge", str(existing), "--compute", str(compute)) == 0
+    out = capsys.readouterr().out
+    assert "router.tls.key" not in out and "aks-serving:router: kept as it is" in out
+    assert load_stack_file(existing).router.tls.mode == "off"
+
+
 def test_attach_configuration_internal_load_balancer_and_auto_tls(tmp_path, capsys):
     folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
     attach = _compute(tmp_path, {"resource_group": "rg-aks", "cluster_name": "aks-prod", "cluster_purpose": "DevTest",

@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from v1import.compute import read_compute
 from v1import.deployment_config import read_deployment_config
 from v1import.documents import V1ImportError
@@ -103,6 +105,9 @@ def run(args: argparse.Namespace, report: Report):
         # The file's own workspace stays; so does its cluster unless a compute file says what it should be.
         keep = {"workspace"} | (set() if args.compute else {"cluster"})
         sections = {name: tree for name, tree in plan.sections.items() if name not in keep}
+        existing = (yaml.safe_load(target.read_text()) or {}).get("config") or {}
+        if "aks-serving:router" in existing:
+            _drop_tls_key(plan, report)  # the file's router (and its TLS) stays, so no key of ours goes in
         text = merge_into(target.read_text(), sections, target, report)
     else:
         if args.compute is None:
@@ -115,6 +120,12 @@ def run(args: argparse.Namespace, report: Report):
         text = render_new(plan.sections, _header(args), location.value)
     warnings = validate(text, root, set(plan.files), plan.pending_secrets, plan.sections)
     return target, text, plan.files, warnings
+
+
+def _drop_tls_key(plan, report: Report) -> None:
+    plan.pending_secrets = ()
+    report.secret_commands = [c for c in report.secret_commands if "router.tls.key" not in c]
+    report.notes = [n for n in report.notes if not n.startswith("router.tls.key")]
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
