@@ -265,6 +265,14 @@ def test_the_v1_docs_example_deployment_config(tmp_path, capsys):
         True, 3, True, "key", 0.5)
 
 
+def test_problems_of_every_input_come_together(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks", "autoscaler": {}}, {**LEGACY_IC, "entryscript": "score.py"})
+    assert run(tmp_path, folder, "--tag", "novalue") == 1
+    err = capsys.readouterr().err
+    assert "deploymentconfig.json: autoscaler: unknown key" in err and "inferenceconfig.json: entryscript: unknown" in err
+    assert "--tag novalue: must be KEY=VALUE" in err
+
+
 def test_two_different_extra_docker_steps_files_are_refused(tmp_path, capsys):
     folder = project(tmp_path, {"computeType": "aks"},
                      {**LEGACY_IC, "extraDockerfileSteps": "a.txt", "extraDockerFileSteps": "b.txt"})

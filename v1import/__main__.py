@@ -90,36 +90,51 @@ def run(args: argparse.Namespace, report: Report):
         raise V1ImportError([f"{target}: exists; add to it with --merge {target.name}, or pick another --out"])
     if args.merge is not None and not target.is_file():
         raise V1ImportError([f"--merge {args.merge}: no such stack file"])
-    root = target.parent
-    inputs = Inputs(
-        stack=args.stack, service=args.service or args.stack,
-        deployment=read_deployment_config(args.deployment_config, report),
-        inference=read_inference_config(args.inference_config, report),
-        models=[parse_model(m) for m in args.model],
-        compute=read_compute(args.compute, report) if args.compute else None,
-        root=root, files_dir=(args.files_dir or root / f"v1-{args.stack}").resolve(),
-        workspace=args.workspace, location=args.location, description=args.description,
-        tags=_pairs(args.tag, "--tag"), properties=_pairs(args.property, "--property"))
-    plan = build_plan(inputs, report)
-    if args.merge is not None:
-        # The file's own workspace stays; so does its cluster unless a compute file says what it should be.
-        keep = {"workspace"} | (set() if args.compute else {"cluster"})
-        sections = {name: tree for name, tree in plan.sections.items() if name not in keep}
-        existing = (yaml.safe_load(target.read_text()) or {}).get("config") or {}
-        if "aks-serving:router" in existing:
-            _drop_tls_key(plan, report)  # the file's router (and its TLS) stays, so no key of ours goes in
-        text = merge_into(target.read_text(), sections, target, report)
-    else:
-        if args.compute is None:
-            report.note("cluster", "no --compute file: a new cluster with v1's provisioning defaults (3 x "
-                                   "Standard_D3_v2, FastProd = production); pass --compute to carry yours")
-        location = plan.sections["workspace"].get("location")
-        if location is None:
-            raise V1ImportError(["--location: a new stack needs the Azure region (workspace.location); v1 took the "
-                                 "workspace's, so give that, or a compute file with location"])
-        text = render_new(plan.sections, _header(args), location.value)
-    warnings = validate(text, root, set(plan.files), plan.pending_secrets, plan.sections)
+    plan = build_plan(_inputs(args, target.parent, report), report)
+    text = _merged(args, target, plan, report) if args.merge is not None else _new(args, plan, report)
+    warnings = validate(text, target.parent, set(plan.files), plan.pending_secrets, plan.sections)
     return target, text, plan.files, warnings
+
+
+def _inputs(args: argparse.Namespace, root: Path, report: Report) -> Inputs:
+    """Every v1 input read, with the problems of all of them at once."""
+    problems, read = [], {}
+    for name, reader in (("deployment", lambda: read_deployment_config(args.deployment_config, report)),
+                         ("inference", lambda: read_inference_config(args.inference_config, report)),
+                         ("models", lambda: [parse_model(m) for m in args.model]),
+                         ("compute", lambda: read_compute(args.compute, report) if args.compute else None),
+                         ("tags", lambda: _pairs(args.tag, "--tag")),
+                         ("properties", lambda: _pairs(args.property, "--property"))):
+        try:
+            read[name] = reader()
+        except V1ImportError as err:
+            problems += err.problems
+    if problems:
+        raise V1ImportError(problems)
+    return Inputs(stack=args.stack, service=args.service or args.stack, root=root,
+                  files_dir=(args.files_dir or root / f"v1-{args.stack}").resolve(), workspace=args.workspace,
+                  location=args.location, description=args.description, **read)
+
+
+def _merged(args: argparse.Namespace, target: Path, plan, report: Report) -> str:
+    # The file's own workspace stays; so does its cluster unless a compute file says what it should be.
+    keep = {"workspace"} | (set() if args.compute else {"cluster"})
+    sections = {name: tree for name, tree in plan.sections.items() if name not in keep}
+    existing = (yaml.safe_load(target.read_text()) or {}).get("config") or {}
+    if "aks-serving:router" in existing:
+        _drop_tls_key(plan, report)  # the file's router (and its TLS) stays, so no key of ours goes in
+    return merge_into(target.read_text(), sections, target, report)
+
+
+def _new(args: argparse.Namespace, plan, report: Report) -> str:
+    if args.compute is None:
+        report.note("cluster", "no --compute file: a new cluster with v1's provisioning defaults (3 x "
+                               "Standard_D3_v2, FastProd = production); pass --compute to carry yours")
+    location = plan.sections["workspace"].get("location")
+    if location is None:
+        raise V1ImportError(["--location: a new stack needs the Azure region (workspace.location); v1 took the "
+                             "workspace's, so give that, or a compute file with location"])
+    return render_new(plan.sections, _header(args), location.value)
 
 
 def _drop_tls_key(plan, report: Report) -> None:
