@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     for warning in warnings:
         print(f"warning: {warning}")
     print(report.render())
-    print(f"next: make run STACK={args.stack}    (then: pulumi stack select {args.stack} && pulumi up)")
+    if args.dry_run:
+        print("dry run: nothing written")
+    else:
+        print(f"next: make run STACK={args.stack}    (then: pulumi stack select {args.stack} && pulumi up)")
     return 0
 
 
