@@ -26,6 +26,7 @@ API_VERSION = "2019-06-01-preview"
 TERMINAL = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
 BUILD_TIMEOUT = 3600  # seconds; also the run's own timeout in ACR
 POLL_INTERVAL = 10.0
+SCHEDULE_TIMEOUT = 600  # seconds ARM may take to turn an accepted scheduleRun into a run
 TIMEOUT = 60
 LOG_LIMIT = 4 * 1024 * 1024  # bytes of a failed run's log read for its error line
 _ERROR_LINE = re.compile(r"error|failed|returned a non-zero code", re.IGNORECASE)
@@ -68,9 +69,13 @@ class AcrTasks:
             "sourceLocation": source_location, "dockerFilePath": "Dockerfile", "noCache": False,
             "platform": {"os": "Linux", "architecture": "amd64"}, "timeout": timeout,
             "agentConfiguration": {"cpu": 2}})
+        deadline = time.monotonic() + SCHEDULE_TIMEOUT
         while response.status_code == 202:  # a long-running operation: poll its Location for the run
-            location = response.headers.get("Location") or response.headers["Azure-AsyncOperation"]
-            time.sleep(float(response.headers.get("Retry-After", 2)))
+            if time.monotonic() >= deadline:
+                raise AcrTaskError(f"registry {self.name}: ARM accepted the build run for {image} but did not "
+                                   f"start it within {SCHEDULE_TIMEOUT} s")
+            location = response.headers["Location"]
+            time.sleep(min(float(response.headers.get("Retry-After", 2)), 30.0))
             response = self._call("GET", location)
         return response.json()
 
