@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from components import entra_token, registry_http
+from components import entra_token, registry_http, registry_image
 from components.registry_http import RegistryError, manifest_digest
 
 DIGEST = "sha256:" + "c4" * 32
@@ -23,6 +23,7 @@ class RegistryStandIn:
     def __init__(self, tags=None, refresh_token="acr-refresh", manifest_status=None):
         self.tags, self.refresh_token, self.manifest_status = tags or {}, refresh_token, manifest_status
         self.requests: list[tuple[str, str, dict, dict]] = []  # (method, path, headers, form)
+        self.exchanged: list[dict] = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,7 +62,10 @@ class RegistryStandIn:
             do_GET = None
 
             def do_POST(self):
-                _, form = self._record()
+                path, form = self._record()
+                if path == "/oauth2/exchange":  # Entra access token -> refresh token, as ACR answers it
+                    stand_in.exchanged.append(form)
+                    return self._send(200, json.dumps({"refresh_token": stand_in.refresh_token}).encode())
                 if form.get("grant_type") == "refresh_token" and form.get("refresh_token") == stand_in.refresh_token:
                     repo = form["scope"].split(":")[1]
                     return self._send(200, json.dumps({"access_token": f"pull-{repo}"}).encode())
@@ -234,3 +238,24 @@ def test_no_login_at_all_says_what_to_do(monkeypatch):
     monkeypatch.setattr(entra_token.subprocess, "run", missing)
     with pytest.raises(entra_token.NoAzureLogin, match=r"\(az is not on PATH\): run `az login`, or set ARM_CLIENT_ID"):
         entra_token.access_token(entra_token.ARM_RESOURCE, {})
+
+
+# ---------------------------------------------------------------- the RegistryImage provider, end to end
+
+
+def test_the_provider_finds_a_tag_through_the_exchange_and_the_manifest_api_and_builds_nothing(registry, monkeypatch):
+    """The provider's create as `pulumi up` runs it, against the stand-in registry; only Entra is replaced."""
+    monkeypatch.setattr(entra_token, "access_token", lambda resource, env=None: entra_token.EntraToken(
+        f"entra-{resource}", "tenant-1"))
+    monkeypatch.setattr(registry_image, "BUILDERS", {"acr-task": lambda *a: pytest.fail("nothing to build")})
+    props = {"server": registry.server, "repository": REPO, "tag": "abc", "builder": "acr-task",
+             "registry_id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r",
+             "context_path": "/nonexistent.tar.gz", "global_server": None}
+    created = registry_image.RegistryImageProvider().create(props)
+    assert created.id == f"{registry.server}/{REPO}:abc"
+    assert (created.outs["source"], created.outs["digest"], created.outs["image_ref"]) == (
+        "workspace", DIGEST, f"{registry.server}/{REPO}@{DIGEST}")
+    # The registry-audience token first (ARM's the fallback), and the refresh token only in memory.
+    assert registry.exchanged == [{"grant_type": "access_token", "service": registry.server, "tenant": "tenant-1",
+                                   "access_token": "entra-https://containerregistry.azure.net"}]
+    assert "acr-refresh" not in json.dumps(created.outs)
