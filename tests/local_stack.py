@@ -6,8 +6,10 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -68,3 +70,16 @@ def wait_for_deployment(run: LocalRun, timeout: float = 900) -> dict:
             raise AssertionError(f"local run exited with {run.process.returncode}:\n{run.log()}")
         time.sleep(0.5)
     raise AssertionError(f"no deployment.json after {timeout} s:\n{run.log()}")
+
+
+@contextmanager
+def served(stack_file: Path, state: Path, env: dict | None = None, timeout: float = 900) -> Iterator[LocalRun]:
+    """A local run of `stack_file`, deployed and answering, stopped (SIGTERM, then waited for) on leaving."""
+    run = start(stack_file, state, env=env)
+    try:
+        wait_for_deployment(run, timeout)
+        yield run
+    finally:
+        if run.process.poll() is None:
+            run.process.terminate()
+            run.process.wait(60)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from local_stack import ROOT, dev_config, start, wait_for_deployment, write_stack
+from local_stack import ROOT, dev_config, served, write_stack
 
 DIABETES_ROW = [0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.02, -0.018]
 
@@ -26,14 +26,8 @@ def running(tmp_path_factory):
     folder = tmp_path_factory.mktemp("local-day2")
     config = dev_config()
     config["services"]["diabetes"]["autoscale"] = {"minReplicas": 2, "maxReplicas": 2}
-    run = start(write_stack(folder / "Pulumi.e2e.yaml", config), folder / "state")
-    try:
-        wait_for_deployment(run)
+    with served(write_stack(folder / "Pulumi.e2e.yaml", config), folder / "state") as run:
         yield run
-    finally:
-        if run.process.poll() is None:
-            run.process.terminate()
-            run.process.wait(60)
 
 
 def cli(run, *args: str) -> subprocess.CompletedProcess:

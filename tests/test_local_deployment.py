@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from local_stack import ROOT, dev_config, start, wait_for_deployment, write_stack
+from local_stack import ROOT, dev_config, served, write_stack
 
 DIABETES_ROW = [0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.02, -0.018]
 
@@ -29,14 +29,8 @@ def running(tmp_path_factory):
     config["services"]["sentiment"].update(
         maxRequestWaitTimeMs=20000,
         autoscale={"minReplicas": 1, "maxReplicas": 3, "refreshSeconds": 1, "stableWindowSeconds": 3})
-    run = start(write_stack(folder / "Pulumi.e2e.yaml", config), folder / "state")
-    try:
-        wait_for_deployment(run)
+    with served(write_stack(folder / "Pulumi.e2e.yaml", config), folder / "state") as run:
         yield run
-    finally:
-        if run.process.poll() is None:
-            run.process.terminate()
-            run.process.wait(60)
 
 
 def score(uri: str, body: dict, key: str | None, **kwargs) -> requests.Response:

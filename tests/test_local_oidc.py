@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from local_stack import ROOT, start, wait_for_deployment, write_stack
+from local_stack import ROOT, served, write_stack
 from tests.router.oidc_standin import StandInIssuer
 from test_local_deployment import score
 
@@ -48,15 +48,11 @@ def running(tmp_path_factory):
             "authEnabled": False, "tokenAuthEnabled": True,
             "tokenAuth": {"issuer": idp.issuer.issuer, "audience": "api://sentiment"}}},
     }
-    run = start(write_stack(folder / "Pulumi.e2e.yaml", config), folder / "state",
-                env={**os.environ, "SSL_CERT_FILE": str(idp.issuer.ca_file)})
     try:
-        wait_for_deployment(run)
-        yield run, idp.issuer
+        with served(write_stack(folder / "Pulumi.e2e.yaml", config), folder / "state",
+                    env={**os.environ, "SSL_CERT_FILE": str(idp.issuer.ca_file)}) as run:
+            yield run, idp.issuer
     finally:
-        if run.process.poll() is None:
-            run.process.terminate()
-            run.process.wait(60)
         idp.close()
 
 

@@ -7,12 +7,11 @@ adds a local wheel folder whose newest wheels an old Python's pip would take and
 import csv
 import json
 import os
-from pathlib import Path
 
 import pytest
 import requests
 
-from local_stack import ROOT, start, wait_for_deployment
+from local_stack import ROOT, served
 
 SAMPLES = ROOT / "models" / "v1"
 
@@ -21,14 +20,9 @@ SAMPLES = ROOT / "models" / "v1"
 def v1_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("v1")
     env = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"} | {"PIP_CONFIG_FILE": "/dev/null"}
-    run = start(ROOT / "Pulumi.v1.yaml", folder / "state", env=env)
-    try:
-        wait_for_deployment(run, timeout=3600)  # a fresh machine builds seven environments, TensorFlow's among them
+    # A fresh machine builds seven environments, TensorFlow's among them.
+    with served(ROOT / "Pulumi.v1.yaml", folder / "state", env=env, timeout=3600) as run:
         yield run
-    finally:
-        if run.process.poll() is None:
-            run.process.terminate()
-            run.process.wait(60)
 
 
 def score(run, service: str, body: bytes, content_type: str = "application/json") -> requests.Response:
