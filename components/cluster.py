@@ -212,10 +212,12 @@ class ModelCluster(pulumi.ComponentResource):
         load balancer subnet too), before it creates the nodes' NICs and the load balancers.
         """
         def identity(role: str) -> managedidentity.UserAssignedIdentity:
+            # A retained cluster keeps what it runs as: without them it could neither manage its load balancers
+            # and disks nor pull an image.
             return managedidentity.UserAssignedIdentity(
                 f"{self._name}-{role}", resource_group_name=resource_group_name,
                 location=self._config.location or location, tags={"managed-by": "aks-serving"},
-                opts=pulumi.ResourceOptions(parent=self))
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=self._config.retained))
 
         control_plane, kubelet = identity("control-plane"), identity("kubelet")
         grants = [self._grant(f"{self._name}-kubelet-operator", control_plane, MANAGED_IDENTITY_OPERATOR_ROLE, kubelet.id)]
@@ -230,7 +232,7 @@ class ModelCluster(pulumi.ComponentResource):
             name, principal_id=identity.principal_id, principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
             scope=scope, role_definition_id=authorization.get_client_config_output().subscription_id.apply(
                 lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=self._config.retained))
 
     def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id, subnet_id,
                         identities: "ClusterIdentities"):

@@ -440,7 +440,7 @@ def test_a_production_cluster_outlives_the_stack_as_v1s_detach_kept_it(prod):
     # monitoring rule and the group that holds it (deleting a group deletes everything in it).
     kept = {r.name for r in prod.resources if r.retain_on_delete}
     assert {"cluster-aks", "cluster-pool-cpu", "cluster-pool-gpu", "cluster-dcr", "cluster-dcr-association",
-            "workspace-rg"} <= kept
+            "workspace-rg", "cluster-control-plane", "cluster-kubelet", "cluster-kubelet-operator"} <= kept
     assert "workspace-registry" not in kept and "workspace-storage" not in kept
 
 
