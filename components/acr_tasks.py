@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable
+from typing import Callable, Union
 
 import requests
 
@@ -28,6 +28,8 @@ BUILD_TIMEOUT = 3600  # seconds; also the run's own timeout in ACR
 POLL_INTERVAL = 10.0
 SCHEDULE_TIMEOUT = 600  # seconds ARM may take to turn an accepted scheduleRun into a run
 TIMEOUT = 60
+# Azure pauses ACR Tasks runs on free-credit and trial subscriptions, answering with this code.
+TASKS_NOT_ALLOWED = "TasksOperationsNotAllowed"
 LOG_LIMIT = 4 * 1024 * 1024  # bytes of a failed run's log read for its error line
 _ERROR_LINE = re.compile(r"error|failed|returned a non-zero code", re.IGNORECASE)
 
@@ -39,26 +41,37 @@ class AcrTaskError(RuntimeError):
 class AcrTasks:
     """The runs API of one registry (`registry_id`: its ARM resource ID), with an ARM access token."""
 
-    def __init__(self, registry_id: str, arm_token: str, endpoint: str = ARM_ENDPOINT):
+    def __init__(self, registry_id: str, arm_token: Union[str, Callable[[], str]], endpoint: str = ARM_ENDPOINT):
+        """`arm_token`: a token, or a function giving a current one: a build can outlast the token it began with
+        (an hour of build after a cached token with minutes left), so each call asks for one."""
         self.base = f"{endpoint.rstrip('/')}{registry_id}"
         self.name = registry_id.rstrip("/").rsplit("/", 1)[-1]
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {arm_token}"
+        self._token = arm_token if callable(arm_token) else (lambda: arm_token)
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base}/{path}"
+        self.session.headers["Authorization"] = f"Bearer {self._token()}"
         response = self.session.request(method, url, params=None if "api-version" in url else
                                         {"api-version": API_VERSION}, timeout=TIMEOUT, **kwargs)
         if response.status_code >= 400:
+            error = _arm_error(response)
+            if error.startswith(TASKS_NOT_ALLOWED):
+                raise AcrTaskError(f"registry {self.name}: this subscription may not run ACR Tasks ({error}); "
+                                   "set images.builder: docker to build on this machine instead")
             raise AcrTaskError(f"registry {self.name}: {method} {path.split('?')[0]} answered "
-                               f"{response.status_code}: {_arm_error(response)}")
+                               f"{response.status_code}: {error}")
         return response
 
     def upload_source(self, context: bytes) -> str:
         """Upload the context tarball; the relative path a run's sourceLocation names."""
         upload = self._call("POST", "listBuildSourceUploadUrl").json()
-        put = requests.put(upload["uploadUrl"], data=context, timeout=600,
-                           headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/gzip"})
+        try:
+            put = requests.put(upload["uploadUrl"], data=context, timeout=600,
+                               headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/gzip"})
+        except requests.RequestException as err:  # its text holds the URL, whose SAS is a write credential
+            raise AcrTaskError(f"registry {self.name}: uploading the build context failed ({type(err).__name__})") \
+                from None
         if put.status_code >= 400:
             raise AcrTaskError(f"registry {self.name}: uploading the build context answered {put.status_code}")
         return upload["relativePath"]

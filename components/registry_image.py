@@ -49,8 +49,9 @@ def lookup(server: str, repository: str, tag: str, token: str) -> Optional[str]:
 
 
 def build_with_acr_task(props: dict, context: bytes, _token: str) -> None:
-    arm = entra_token.access_token(entra_token.ARM_RESOURCE)
-    acr_tasks.build(acr_tasks.AcrTasks(props["registry_id"], arm.token), image_name(props), context)
+    # A token per call: the build and its polling may outlast any one token.
+    tasks = acr_tasks.AcrTasks(props["registry_id"], lambda: entra_token.access_token(entra_token.ARM_RESOURCE).token)
+    acr_tasks.build(tasks, image_name(props), context)
 
 
 def build_with_docker(props: dict, context: bytes, token: str) -> None:

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from components import acr_tasks
 from components.acr_tasks import AcrTaskError, AcrTasks
@@ -130,3 +131,61 @@ def test_a_run_that_outlives_the_timeout_is_cancelled_and_named():
         arm.httpd.shutdown()
     assert arm.cancelled
     assert len([p for m, p in arm.calls if m == "GET" and "/runs/cb7" in p]) == 6  # bounded: 60 min at 10-min polls
+
+
+def test_an_upload_that_cannot_connect_never_shows_the_upload_urls_signature(arm):
+    arm.httpd.shutdown()
+    arm.httpd.server_close()
+    closed = ArmStandIn()  # answers ARM, but hands out an upload URL on a port nothing listens on
+    try:
+        tasks = AcrTasks(REGISTRY_ID, "arm-token", closed.url)
+        original = tasks._call
+
+        def call(method, path, **kwargs):
+            response = original(method, path, **kwargs)
+            if path == "listBuildSourceUploadUrl":
+                response._content = json.dumps({"uploadUrl": f"{arm.url}/blob/x.tar.gz?sig=SECRETSIG",
+                                                "relativePath": "source/x.tar.gz"}).encode()
+            return response
+        tasks._call = call
+        with pytest.raises(AcrTaskError) as failure:
+            tasks.upload_source(CONTEXT)
+    finally:
+        closed.httpd.shutdown()
+    assert str(failure.value) == "registry mlwdevacr: uploading the build context failed (ConnectionError)"
+
+
+def test_a_subscription_that_may_not_run_tasks_is_told_to_build_with_docker():
+    arm = ArmStandIn()
+    tasks = AcrTasks(REGISTRY_ID, "arm-token", arm.url)
+    original = tasks.session.request
+
+    def request(method, url, **kwargs):
+        if url.endswith("/scheduleRun"):
+            response = requests.Response()
+            response.status_code, response._content = 400, json.dumps({"error": {
+                "code": "TasksOperationsNotAllowed",
+                "message": "ACR Tasks requests for the registry are not permitted."}}).encode()
+            return response
+        return original(method, url, **kwargs)
+    tasks.session.request = request
+    try:
+        with pytest.raises(AcrTaskError, match=r"this subscription may not run ACR Tasks \(TasksOperationsNotAllowed "
+                                               r".*\); set images.builder: docker"):
+            acr_tasks.build(tasks, IMAGE, CONTEXT, poll=0, sleep=lambda s: None)
+    finally:
+        arm.httpd.shutdown()
+
+
+def test_each_call_asks_for_a_current_token():
+    arm = ArmStandIn()
+    issued = []
+
+    def token():
+        issued.append(1)
+        return "arm-token"
+    try:
+        acr_tasks.build(AcrTasks(REGISTRY_ID, token, arm.url), IMAGE, CONTEXT, poll=0, sleep=lambda s: None)
+    finally:
+        arm.httpd.shutdown()
+    assert len(issued) == len([c for c in arm.calls if c[0] != "PUT"]) >= 5
