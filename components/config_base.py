@@ -26,3 +26,9 @@ def check_named(key: str, check, value: Optional[str]) -> None:
     """Run a `policies.rules.naming` check; its rule sentence becomes `key: rule`."""
     if value is not None and (problem := check(value)):
         raise ValueError(f"{key}: {problem}")
+
+
+def region_name(value):
+    """An Azure region as ARM names it: `West Europe` (the portal's display name) is `westeurope`, the form
+    resource names and the regional APIs expect."""
+    return value.replace(" ", "").lower() if isinstance(value, str) else value

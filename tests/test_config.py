@@ -340,3 +340,9 @@ config:
     cfg = load_stack_file(stack)
     assert cfg.router.tls.key is None and cfg.unset_secrets == {"router.tls.key"}
     assert any(w.startswith("router.tls.key: a secure value") for w in config_warnings(cfg))
+
+
+def test_a_region_written_as_the_portal_shows_it_is_taken_as_arm_names_it():
+    # `West Europe` would put a space in the monitoring rule's name and miss ARM's regional version list.
+    cfg = parse({"location": "North Europe"}, workspace={"name": "w", "location": "West Europe"})
+    assert (cfg.workspace.location, cfg.cluster.location) == ("westeurope", "northeurope")

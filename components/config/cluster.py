@@ -4,11 +4,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.config_base import ConfigModel as _Model
 from components.config_base import check_named as _named
+from components.config_base import region_name
 from policies.rules import capacity, naming
 from policies.rules.vm_sizes import VmSize, lookup_vm_size
 
@@ -171,6 +172,8 @@ class Cluster(_Model):
     # v1's detach kept the cluster: unset, a production cluster (its pools, its monitoring rule and the resource
     # group that holds it) outlives `pulumi destroy` and a switch of the stack to attach.
     retain_on_delete: Optional[bool] = None
+
+    _region = field_validator("location", mode="before")(region_name)
 
     @model_validator(mode="before")
     @classmethod

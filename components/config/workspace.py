@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.config_base import ConfigModel as _Model
 from components.config_base import check_named as _named
+from components.config_base import region_name
 from policies.rules import naming
 
 
@@ -22,6 +23,8 @@ class Workspace(_Model):
     global_registry: Optional[str] = None
     log_retention_days: int = Field(30, ge=30, le=730)
     application_insights: bool = True
+
+    _region = field_validator("location", mode="before")(region_name)
 
     @model_validator(mode="after")
     def _names(self) -> "Workspace":
