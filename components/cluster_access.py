@@ -12,6 +12,7 @@ whether it may create a namespace (a SelfSubjectAccessReview) until the answer i
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from typing import Callable
@@ -71,12 +72,24 @@ def wait(kubeconfig: dict, timeout: float = WAIT_SECONDS, poll: float = POLL_SEC
     return True
 
 
+def missing_login_commands(kubeconfig: dict) -> list[str]:
+    """The exec plugins (kubelogin) the kubeconfig's users log in with that this machine does not have."""
+    commands = {(u.get("user") or {}).get("exec", {}).get("command") for u in kubeconfig.get("users") or []}
+    return sorted(c for c in commands if c and shutil.which(c) is None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.cluster_access", description=__doc__)
     parser.add_argument("--timeout", type=float, default=WAIT_SECONDS)
     args = parser.parse_args(argv)
+    kubeconfig = yaml.safe_load(sys.stdin.read())
+    if missing := missing_login_commands(kubeconfig):
+        # Without it the client sends no token and every answer is 401: waiting would only blame the role.
+        print(f"{', '.join(missing)} is not on PATH; the cluster's kubeconfig logs in through it "
+              "(install kubelogin: https://azure.github.io/kubelogin/install.html)", file=sys.stderr)
+        return 1
     started = time.monotonic()
-    if wait(yaml.safe_load(sys.stdin.read()), args.timeout):
+    if wait(kubeconfig, args.timeout):
         print(f"the deploying identity may deploy into the cluster ({time.monotonic() - started:.0f} s)")
         return 0
     print(f"after {args.timeout:g} s the API server still refuses the deploying identity; check its role "

@@ -99,3 +99,12 @@ def test_an_admin_group_needs_no_grant():
     config["cluster"]["entra"] = {"adminGroupObjectIds": ["3f2a9c4e-0b1d-4e5f-8a7b-6c9d0e1f2a3b"]}
     run = run_program(config, stack="dev")
     assert not [r for r in run.resources if r.name.startswith("cluster-deployer-admin")]
+
+
+def test_without_kubelogin_the_wait_stops_at_once_naming_it():
+    config = {"apiVersion": "v1", "kind": "Config", "users": [{"name": "u", "user": {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "kubelogin-not-installed", "args": []}}}]}
+    done = subprocess.run([sys.executable, "-m", "components.cluster_access", "--timeout", "900"], cwd=ROOT,
+                          input=yaml.safe_dump(config), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("kubelogin-not-installed is not on PATH; the cluster's kubeconfig logs in through it")
