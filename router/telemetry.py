@@ -31,6 +31,7 @@ MAX_BUFFERED = 20_000  # records between flushes: 100,000 requests a second befo
 MAX_PENDING_BYTES = 8 * 1024 * 1024  # written to the exporter process but not yet read by it
 STOP_SECONDS = 10.0  # what a shutdown waits for the exporter process to send what it holds
 FRAME = struct.Struct("<I")  # each write: its length, then marshal.dumps((wall-clock offset, records))
+RESTART_SECONDS, MAX_RESTART_SECONDS = 1.0, 60.0  # pause before starting a new exporter process, doubling
 EXPORTER_COMMAND = [sys.executable, "-m", "router.telemetry_export"]
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # where `-m router.telemetry_export` finds the package
 
@@ -39,8 +40,12 @@ class RequestTelemetry:
     """Queues request records on the event loop and hands them to the exporter process in batches."""
 
     def __init__(self, command: list[str] = EXPORTER_COMMAND, *, max_buffered: int = MAX_BUFFERED,
-                 flush_seconds: float = FLUSH_SECONDS, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+                 flush_seconds: float = FLUSH_SECONDS, max_pending_bytes: int = MAX_PENDING_BYTES,
+                 restart_seconds: float = RESTART_SECONDS) -> None:
         self._command = command
+        self._restart_seconds = restart_seconds
+        self._stopping = False
+        self._counted = (0, 0)  # exported and failed of exporter processes that have ended
         self._buffer: list[tuple] = []
         self._max_buffered = max_buffered
         self._flush_seconds = flush_seconds
@@ -63,17 +68,21 @@ class RequestTelemetry:
         buffer.append((started, seconds, service, version, method, path, status, request_id, client_request_id))
 
     async def start(self) -> None:
+        await self._spawn()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._flush_every()), loop.create_task(self._supervise())]
+
+    async def _spawn(self) -> None:
         # Its stderr is ours: the exporter's own errors land in the router's log.
         self._process = await asyncio.create_subprocess_exec(*self._command, stdin=asyncio.subprocess.PIPE,
                                                              stdout=asyncio.subprocess.PIPE, cwd=PACKAGE_PARENT)
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._flush_every()), loop.create_task(self._read_counts())]
 
     async def stop(self) -> None:
         """Hand over what is queued, let the exporter process send it (bounded by STOP_SECONDS), end it."""
         for task in self._tasks[:1]:
             task.cancel()
         self.flush()
+        self._stopping = True
         process = self._process
         if process is None:
             return
@@ -84,6 +93,10 @@ class RequestTelemetry:
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
+        # The supervisor reads the last counts, or is pausing before a restart that will not come: not waited for.
+        _, pending = await asyncio.wait(self._tasks, timeout=1.0)
+        for task in pending:
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _flush_every(self) -> None:
@@ -105,14 +118,33 @@ class RequestTelemetry:
         payload = marshal.dumps((time.time() - time.monotonic(), batch))
         process.stdin.write(FRAME.pack(len(payload)) + payload)
 
+    async def _supervise(self) -> None:
+        """Read the exporter's counts; when it ends before the router does (killed for memory, a bug, a bad
+        connection string), start another after a growing pause: telemetry stays on for the pod's life.
+        What is recorded in between is dropped and counted."""
+        delay = self._restart_seconds
+        while True:
+            await self._read_counts()
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            self._counted = (self.exported, self.failed)
+            log.error("the Application Insights exporter process exited with %s; starting another in %g s", code, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_SECONDS)
+            if self._stopping:
+                return
+            await self._spawn()
+
     async def _read_counts(self) -> None:
         """The exporter process reports its running totals, one JSON line after each batch it posts."""
+        exported, failed = self._counted
         async for line in self._process.stdout:
-            counts = json.loads(line)
-            self.exported, self.failed = counts["exported"], counts["failed"]
-        if self._process is not None and (await self._process.wait()) != 0:
-            log.error("the Application Insights exporter process exited with %s; requests are no longer recorded",
-                      self._process.returncode)
+            try:
+                counts = json.loads(line)
+                self.exported, self.failed = exported + counts["exported"], failed + counts["failed"]
+            except (ValueError, KeyError, TypeError):  # a stray line (a library's print) is not a reason to stop
+                log.debug("not a count line from the exporter: %.200r", line)
 
 
 class TelemetryCollector:

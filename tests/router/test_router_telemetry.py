@@ -4,6 +4,7 @@ Azure's cannot be reached here)."""
 import asyncio
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,37 @@ def test_a_full_buffer_drops_and_counts():
     assert recorder.dropped == 3  # the request path never waits for room
     recorder.flush()  # no exporter process (never started): the batch is dropped and counted, not kept
     assert recorder.dropped == 8
+
+
+# A stand-in exporter process (Azure Monitor's is not needed to show how the router keeps one running): it
+# counts its launches in a file, reports a total among stray output, then exits as a crashed exporter does.
+CRASHING_EXPORTER = """
+import pathlib, sys
+launches = pathlib.Path(sys.argv[1])
+n = int(launches.read_text() or 0) + 1 if launches.exists() else 1
+launches.write_text(str(n))
+print("a library's stray print", flush=True)
+print('{"exported": 2, "failed": 1}', flush=True)
+sys.exit(3)
+"""
+
+
+@pytest.mark.asyncio
+async def test_an_exporter_process_that_dies_is_started_again_and_its_counts_kept(tmp_path):
+    launches = tmp_path / "launches"
+    recorder = telemetry.RequestTelemetry([sys.executable, "-c", CRASHING_EXPORTER, str(launches)],
+                                          restart_seconds=0.05)
+    await recorder.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10  # bounded: 0.05, 0.1, 0.2 s pauses, then a third launch
+        while (int(launches.read_text() or 0) if launches.exists() else 0) < 3:
+            assert asyncio.get_running_loop().time() < deadline, "the exporter was not started again"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        await recorder.stop()
+    # Each process reports its own totals: the router adds them up across restarts, and a stray line is skipped.
+    assert recorder.exported >= 4 and recorder.exported % 2 == 0 and recorder.failed == recorder.exported // 2
 
 
 def test_records_become_server_spans_posted_in_batches():
