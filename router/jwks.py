@@ -65,7 +65,9 @@ class PublishedKeys:
         return self.config.discovery_url or self.config.jwks_url or ""
 
     async def lookup(self, kid: str | None) -> list[VerificationKey]:
-        """The keys a token with this `kid` may be verified with (all of them for a token without one)."""
+        """The keys a token with this `kid` may be verified with; a token without one, only keys published
+        without one: trying every key (up to 100 RSA verifications) for each forged kid-less token would make
+        the router's CPU the attacker's lever, and Entra and every common issuer name the key."""
         if not self._loaded or (kid is not None and kid not in self._by_kid):
             fetch = self._start_fetch()
             if fetch is not None:
@@ -73,7 +75,7 @@ class PublishedKeys:
         elif self._clock() >= self._expires:
             self._start_fetch()  # refresh beside the requests; they go on with the cached keys
         if kid is None:
-            return [*self._by_kid.values(), *self._without_kid]
+            return list(self._without_kid)
         found = self._by_kid.get(kid)
         return [found] if found is not None else []
 

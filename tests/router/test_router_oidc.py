@@ -96,6 +96,8 @@ def bad_tokens(idp: StandInIssuer, tmp_path) -> dict[str, str]:
         "the stack's self-signed token for the service": stack_minted,
         "signed by the stack key with the issuer's claims": idp.mint(key=stack_key),
         "signed by the stack key, no kid": idp.mint(kid=None, key=stack_key),
+        # The issuer names every key it publishes: a token without a kid is not tried against each of them.
+        "signed by the issuer's key, no kid": idp.mint(kid=None, key=idp.keys["key-1"]),
     }
 
 
@@ -120,7 +122,8 @@ async def test_an_audience_list_accepts_either_audience(models, router_client, i
                                   "RS384 not in the allow-list", "unknown kid",
                                   "kid of the issuer, signed by another key",
                                   "the stack's self-signed token for the service",
-                                  "signed by the stack key with the issuer's claims", "signed by the stack key, no kid"])
+                                  "signed by the stack key with the issuer's claims", "signed by the stack key, no kid",
+                                  "signed by the issuer's key, no kid"])
 async def test_every_other_token_is_refused_with_the_same_answer(models, router_client, issuer, tmp_path, case):
     client, _, m = await started(models, router_client, issuer)
     refused = await answer(client, None)
