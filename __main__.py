@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent
 def main() -> None:
     # Every config error, including an attached cluster's, is raised here, before any resource exists.
     try:
-        cfg = load_pulumi_config(pulumi.Config(), lambda section: is_config_secret(f"aks-serving:{section}"))
+        cfg = load_pulumi_config(pulumi.Config(), lambda section: is_config_secret(f"aks-serving:{section}"),
+                                 stack_file=ROOT / f"Pulumi.{pulumi.get_stack()}.yaml")
         if problems := missing_files(cfg, ROOT):
             raise ConfigError(problems)
         attached = read_attached_cluster(cfg) if cfg.cluster.attached else None

@@ -46,6 +46,23 @@ def test_a_key_set_as_a_secret_is_read():
     assert cfg.endpoints["sentiment-ab"].keys.secondary_key == "endpoint-own-secondary"
 
 
+def test_a_plain_key_beside_a_secret_one_in_the_same_section_is_refused_from_the_stack_file(tmp_path):
+    # Pulumi marks `services` secret as a whole once one value in it is: only the stack file shows which.
+    config = with_own_keys(dev_config(), primaryKey={"secure": "v1:c2FsdA==:ZW5jcnlwdGVk"})
+    config["services"]["sentiment"]["keys"] = {"primaryKey": "plain-text-key-of-another-service"}
+    stack_file = write_stack(tmp_path / "Pulumi.dev.yaml", config)
+    engine_view = with_own_keys(dev_config(), primaryKey=OWN)  # what the engine hands over, decrypted
+    engine_view["services"]["sentiment"]["keys"] = {"primaryKey": "plain-text-key-of-another-service"}
+    del engine_view["endpoints"]["sentiment-ab"]["keys"]
+    with pytest.raises(ConfigError) as err:
+        load_pulumi_config(FakeConfig(engine_view), is_secret=lambda section: section in ("services", "endpoints"),
+                           stack_file=stack_file)
+    assert err.value.problems == ["endpoints.sentiment-ab.keys.secondaryKey: a secret in plain text; set it with "
+                                  "`pulumi config set --secret --path endpoints.sentiment-ab.keys.secondaryKey ...`",
+                                  "services.sentiment.keys.primaryKey: a secret in plain text; set it with "
+                                  "`pulumi config set --secret --path services.sentiment.keys.primaryKey ...`"]
+
+
 def test_a_stack_file_key_must_be_secure_and_make_run_treats_it_as_unset(tmp_path):
     plain = write_stack(tmp_path / "Pulumi.plain.yaml", with_own_keys(dev_config(), primaryKey=OWN))
     with pytest.raises(ConfigError) as err:

@@ -32,6 +32,31 @@ def parse_stack_config(raw: Mapping[str, Any], unset_secrets: frozenset[str] = f
 
 def load_stack_file(path: str | Path) -> StackConfig:
     """Load `Pulumi.<stack>.yaml`; `secure:` values cannot be decrypted here and count as unset."""
+    raw, unset = _read_stack_file(path)
+    # `secure:` values were taken out, so whatever is left at a secret path is plain text.
+    _refuse_plain_secrets(list(secret_values(raw)))
+    return parse_stack_config(raw, frozenset(unset))
+
+
+def load_pulumi_config(config: Any, is_secret: Callable[[str], bool], stack_file: Path | None = None) -> StackConfig:
+    """Load from a `pulumi.Config()` (duck-typed, so this module stays free of Pulumi).
+
+    `is_secret(section)` tells whether Pulumi holds a section encrypted; a secret value in a plain
+    section would sit in the stack file in clear text, so it is refused. Pulumi marks a whole section
+    secret when any value in it is, and that is all it tells a program: one secret key in `services`
+    would let another service's plain-text key through. So the stack file itself (`stack_file`, when it
+    exists) is read too, where each value shows whether it is `secure:`.
+    """
+    raw = {s: v for s in SECTIONS if (v := config.get_object(s)) is not None}
+    plain = [p for p in secret_values(raw) if not is_secret(p.split(".")[0])]
+    if stack_file is not None and stack_file.is_file():
+        plain += [p for p in secret_values(_read_stack_file(stack_file)[0]) if p not in plain]
+    _refuse_plain_secrets(plain)
+    return parse_stack_config(raw)
+
+
+def _read_stack_file(path: str | Path) -> tuple[dict, set[str]]:
+    """The project's sections of a stack file, `secure:` values taken out (their paths returned apart)."""
     document = yaml.safe_load(Path(path).read_text()) or {}
     prefix = f"{PROJECT}:"
     raw, unset = {}, set()
@@ -39,21 +64,7 @@ def load_stack_file(path: str | Path) -> StackConfig:
         if key.startswith(prefix):
             section = key[len(prefix):]
             raw[section] = _strip_secure(value, section, unset)
-    # `secure:` values were taken out above, so whatever is left at a secret path is plain text.
-    _refuse_plain_secrets(list(secret_values(raw)))
-    return parse_stack_config(raw, frozenset(unset))
-
-
-def load_pulumi_config(config: Any, is_secret: Callable[[str], bool]) -> StackConfig:
-    """Load from a `pulumi.Config()` (duck-typed, so this module stays free of Pulumi).
-
-    `is_secret(section)` tells whether Pulumi holds a section encrypted; a secret value in a plain
-    section would sit in the stack file in clear text, so it is refused.
-    """
-    raw = {s: v for s in SECTIONS if (v := config.get_object(s)) is not None}
-    # Pulumi marks a whole section secret when any value in it is: that is all it tells a program.
-    _refuse_plain_secrets([p for p in secret_values(raw) if not is_secret(p.split(".")[0])])
-    return parse_stack_config(raw)
+    return raw, unset
 
 
 def secret_values(raw: Mapping[str, Any]) -> dict[str, Any]:
