@@ -29,8 +29,20 @@ class DockerBuildError(RuntimeError):
 
 
 def daemon_address(env: Optional[Mapping[str, str]] = None) -> str:
+    """DOCKER_HOST, else the endpoint of the docker CLI's current context (Docker Desktop and Colima are reached
+    only through one), else the default socket."""
     env = os.environ if env is None else env
-    return env.get("DOCKER_HOST") or DEFAULT_SOCKET
+    return env.get("DOCKER_HOST") or _context_host(env) or DEFAULT_SOCKET
+
+
+def _context_host(env: Mapping[str, str]) -> Optional[str]:
+    try:
+        done = subprocess.run(["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"],
+                              capture_output=True, text=True, env=dict(env), timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    host = done.stdout.strip()
+    return host if done.returncode == 0 and "://" in host else None
 
 
 def daemon_answers(address: str, timeout: float = 3.0) -> bool:
@@ -64,12 +76,16 @@ def daemon_problem(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
 
 def build_and_push(image: str, server: str, context: bytes, refresh_token: str) -> None:
     """Build `image` (linux/amd64) from the context tarball and push it to `server`."""
+    # The throwaway DOCKER_CONFIG hides the user's contexts and CLI plugins: the daemon is named by address and
+    # the user's plugin folder (buildx) is listed in it.
+    host = daemon_address()
     with tempfile.TemporaryDirectory(prefix="aks-serving-docker-") as config_dir:
         config = Path(config_dir) / "config.json"
         auth = base64.b64encode(f"{NULL_USER}:{refresh_token}".encode()).decode()
         config.touch(mode=0o600)
-        config.write_text(json.dumps({"auths": {server: {"auth": auth}}}))
-        env = {**os.environ, "DOCKER_CONFIG": config_dir}
+        plugins = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins"
+        config.write_text(json.dumps({"auths": {server: {"auth": auth}}, "cliPluginsExtraDirs": [str(plugins)]}))
+        env = {**os.environ, "DOCKER_CONFIG": config_dir, "DOCKER_HOST": host}
         _docker(["build", "--platform", PLATFORM, "--tag", image, "-"], env, context)
         _docker(["push", image], env)
 

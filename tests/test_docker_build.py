@@ -15,7 +15,9 @@ import pytest
 from components import docker_build
 
 FAKE_DOCKER = """#!/bin/sh
+if [ "$1" = context ]; then [ -n "$CONTEXT_HOST" ] && echo "$CONTEXT_HOST"; exit 0; fi
 n=$(ls "$RECORD" | grep -c "args$")
+echo "$DOCKER_HOST" > "$RECORD/$n.host"
 printf '%s\\n' "$@" > "$RECORD/$n.args"
 cat > "$RECORD/$n.stdin"
 cp "$DOCKER_CONFIG/config.json" "$RECORD/$n.config"
@@ -48,6 +50,9 @@ def test_a_build_sends_the_context_on_stdin_and_pushes_with_a_throwaway_0600_con
     auth = base64.b64decode(config["auths"]["r.azurecr.io"]["auth"]).decode()
     assert auth == "00000000-0000-0000-0000-000000000000:acr-refresh"
     assert (fake_docker / "1.mode").read_text().strip() == "600"
+    # The throwaway config hides the user's contexts and plugins: the daemon goes by address, buildx by folder.
+    assert (fake_docker / "0.host").read_text().strip() == docker_build.DEFAULT_SOCKET
+    assert config["cliPluginsExtraDirs"][0].endswith(".docker/cli-plugins")
     assert not os.path.exists((fake_docker / "1.dir").read_text().strip())  # removed after the push
 
 
@@ -88,3 +93,36 @@ def test_without_docker_host_the_default_socket_is_named():
     if os.path.exists("/var/run/docker.sock"):
         pytest.skip("this machine has a Docker socket")
     assert "none answers at unix:///var/run/docker.sock (the default socket; DOCKER_HOST is unset)" in problem
+
+
+def answering_daemon(path):
+    """A stand-in dockerd on a unix socket: answers one `GET /_ping` with 200, as dockerd does."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    server.settimeout(10)
+
+    def answer():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nOK")
+    thread = threading.Thread(target=answer)
+    thread.start()
+    return server, thread
+
+
+def test_a_daemon_reached_through_the_current_docker_context_is_found_and_built_on(fake_docker, tmp_path,
+                                                                                    monkeypatch):
+    # Docker Desktop for Linux and Colima: no DOCKER_HOST, no /var/run/docker.sock; the CLI's context names it.
+    path = tmp_path / "desktop.sock"
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("CONTEXT_HOST", f"unix://{path}")
+    server, thread = answering_daemon(path)
+    try:
+        assert docker_build.daemon_problem() is None
+    finally:
+        thread.join(10)
+        server.close()
+    docker_build.build_and_push("r.azurecr.io/x:1", "r.azurecr.io", b"ctx", "acr-refresh")
+    assert (fake_docker / "0.host").read_text().strip() == f"unix://{path}"
