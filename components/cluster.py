@@ -6,6 +6,7 @@ present, and outputs (purpose, nodes, vCPUs, pools and their accelerators) the r
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,6 +19,7 @@ from components.aks_versions import version_problem
 from components.cluster_access import grant_deployer
 from components.config import Cluster, ConfigError, StackConfig, check_attached_pools, pool_capacity
 from components.container_insights import container_insights
+from components.roles import role_definition_id
 from components.kubeconfig import rewrite_kubeconfig
 from policies.rules import capacity, naming
 from policies.rules.vm_sizes import lookup_vm_size
@@ -230,8 +232,7 @@ class ModelCluster(pulumi.ComponentResource):
     def _grant(self, name: str, identity, role: str, scope) -> authorization.RoleAssignment:
         return authorization.RoleAssignment(
             name, principal_id=identity.principal_id, principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            scope=scope, role_definition_id=authorization.get_client_config_output().subscription_id.apply(
-                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            scope=scope, role_definition_id=role_definition_id(self._subscription_id, role),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=self._config.retained))
 
     def _create_cluster(self, resource_group_name, location, log_analytics_workspace_id, subnet_id,
@@ -310,13 +311,17 @@ class ModelCluster(pulumi.ComponentResource):
             pod_cidr=n.pod_cidr,
         )
 
+    @functools.cached_property
+    def _subscription_id(self) -> pulumi.Output[str]:
+        """The deployer's subscription, asked once for every grant and subnet ID of the cluster."""
+        return authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self)).subscription_id
+
     def _subnet_id(self, resource_group_name, subnet: Optional[str] = None) -> Optional[pulumi.Output[str]]:
         """The nodes' subnet (or `subnet` of the same VNet), in the deployer's subscription."""
         n = self._config.network
         if not n.custom_subnet:
             return None
-        subscription = authorization.get_client_config_output().subscription_id
-        return pulumi.Output.all(subscription, n.vnet_resource_group or resource_group_name).apply(
+        return pulumi.Output.all(self._subscription_id, n.vnet_resource_group or resource_group_name).apply(
             lambda args: f"/subscriptions/{args[0]}/resourceGroups/{args[1]}/providers/Microsoft.Network"
                          f"/virtualNetworks/{n.vnet_name}/subnets/{subnet or n.subnet_name}")
 

@@ -31,11 +31,12 @@ def grant_deployer(name: str, cluster_id, kubeconfig, parent):
     from pulumi_azure_native import authorization
     from pulumi_command import local
 
+    from components.roles import role_definition_id
+
     client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=parent))
     grant = authorization.RoleAssignment(
         f"{name}-deployer-admin", principal_id=client.object_id, scope=cluster_id,
-        role_definition_id=client.subscription_id.apply(
-            lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{RBAC_CLUSTER_ADMIN_ROLE}"),
+        role_definition_id=role_definition_id(client.subscription_id, RBAC_CLUSTER_ADMIN_ROLE),
         opts=pulumi.ResourceOptions(parent=parent))
     # The kubeconfig goes in on stdin, never on a command line or in the environment.
     return local.Command(f"{name}-deployer-admin-ready", create=WAIT_COMMAND, stdin=kubeconfig,

@@ -19,6 +19,7 @@ from typing import Optional
 import pulumi
 from pulumi_azure_native import authorization, managedidentity, storage
 
+from components.roles import role_definition_id
 from fetcher.content import content_hash, folder_files
 
 BLOB_DATA_READER_ROLE = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"  # built-in Storage Blob Data Reader
@@ -87,8 +88,7 @@ class ModelStore(pulumi.ComponentResource):
         return authorization.RoleAssignment(
             f"{self._name}-{suffix}", principal_id=self._identity.principal_id,
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=self._client.subscription_id.apply(
-                lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            role_definition_id=role_definition_id(self._client.subscription_id, role),
             scope=pulumi.Output.concat(self._storage_account_id, "/blobServices/default/containers/", container_name),
             opts=pulumi.ResourceOptions(parent=self))
 

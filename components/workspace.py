@@ -15,6 +15,7 @@ from pulumi_azure_native import (applicationinsights, authorization, containerre
                                  resources, storage)
 
 from components.config import Workspace as WorkspaceConfig
+from components.roles import role_definition_id
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # built-in AcrPull
 MODEL_DATA_CONTAINER = "modeldata"  # v1's container for ModelDataCollector rows
@@ -103,12 +104,11 @@ class Workspace(pulumi.ComponentResource):
         """AcrPull for a cluster's kubelet identity, so nodes pull without a secret: on the workspace registry,
         or on `registry_id` (the global registry, maybe in another subscription, whose role definition ID the
         assignment must use)."""
-        subscription = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        subscription = registry_subscription or authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)).subscription_id
         return authorization.RoleAssignment(
             name, principal_id=principal_id,
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=subscription.subscription_id.apply(
-                lambda s: f"/subscriptions/{registry_subscription or s}/providers/Microsoft.Authorization/"
-                          f"roleDefinitions/{ACR_PULL_ROLE}"),
+            role_definition_id=role_definition_id(subscription, ACR_PULL_ROLE),
             scope=registry_id or self.registry_id,
             opts=pulumi.ResourceOptions(parent=self))
