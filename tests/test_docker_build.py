@@ -67,25 +67,13 @@ def test_the_daemon_check_pings_the_socket_docker_host_names(tmp_path):
     path = tmp_path / "docker.sock"
     assert docker_build.daemon_problem({"DOCKER_HOST": f"unix://{path}"}).startswith(
         f"images.builder: docker builds with a local Docker daemon, and none answers at unix://{path} (DOCKER_HOST)")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
-    server.settimeout(10)
-
-    def answer():
-        conn, _ = server.accept()
-        with conn:
-            assert conn.recv(1024).startswith(b"GET /_ping HTTP/1.0")
-            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nOK")
-
-    thread = threading.Thread(target=answer)
-    thread.start()
+    server, thread, asked = answering_daemon(path)
     try:
         assert docker_build.daemon_problem({"DOCKER_HOST": f"unix://{path}"}) is None
     finally:
         thread.join(10)
         server.close()
-    assert stat.S_ISSOCK(path.stat().st_mode)
+    assert asked[0].startswith(b"GET /_ping HTTP/1.0") and stat.S_ISSOCK(path.stat().st_mode)
 
 
 def test_without_docker_host_the_default_socket_is_named():
@@ -102,14 +90,16 @@ def answering_daemon(path):
     server.listen(1)
     server.settimeout(10)
 
+    asked = []  # what the daemon was sent
+
     def answer():
         conn, _ = server.accept()
         with conn:
-            conn.recv(1024)
+            asked.append(conn.recv(1024))
             conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nOK")
     thread = threading.Thread(target=answer)
     thread.start()
-    return server, thread
+    return server, thread, asked
 
 
 def test_a_daemon_reached_through_the_current_docker_context_is_found_and_built_on(fake_docker, tmp_path,
@@ -118,7 +108,7 @@ def test_a_daemon_reached_through_the_current_docker_context_is_found_and_built_
     path = tmp_path / "desktop.sock"
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.setenv("CONTEXT_HOST", f"unix://{path}")
-    server, thread = answering_daemon(path)
+    server, thread, _ = answering_daemon(path)
     try:
         assert docker_build.daemon_problem() is None
     finally:
