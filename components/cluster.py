@@ -18,6 +18,7 @@ from components import aks_versions
 from components.aks_versions import version_problem
 from components.cluster_access import grant_deployer
 from components.config import Cluster, ConfigError, StackConfig, check_attached_pools, pool_capacity
+from components.config.cluster import aks_pool_name
 from components.container_insights import container_insights
 from components.roles import role_definition_id
 from components.kubeconfig import rewrite_kubeconfig
@@ -340,33 +341,35 @@ class ModelCluster(pulumi.ComponentResource):
         # One at a time: AKS refuses (409 OperationNotAllowed) an agent pool operation while another runs on the
         # same cluster, so each pool waits for the one before it.
         created: list[containerservice.AgentPool] = []
-        # pools() resolved each size once; its first entry is the system pool.
+        # pools() resolved each size once (the SKU table's spelling); its first entry is the system pool.
         for pool, capacity_ in zip(self._config.node_pools, self._config.pools()[1:]):
             gpu = capacity_.gpus_per_node > 0
             autoscaled = pool.max_node_count is not None
             ignore = ["orchestratorVersion"] + (["count"] if autoscaled else [])
+            zones = sorted(pool.zones)
             created.append(containerservice.AgentPool(
                 f"{self._name}-pool-{pool.name}",
                 resource_group_name=resource_group_name,
                 resource_name_=cluster.name,
-                agent_pool_name=pool.name,
+                # AKS cannot change a pool's VM size or zones; the name carries them, so a change makes a new pool.
+                agent_pool_name=aks_pool_name(pool.name, capacity_.vm_size, zones),
                 mode=containerservice.AgentPoolMode.USER,
-                vm_size=pool.vm_size,
+                vm_size=capacity_.vm_size,
                 count=pool.node_count,
                 enable_auto_scaling=autoscaled,
                 min_count=pool.node_count if autoscaled else None,
                 max_count=pool.max_node_count,
                 os_type="Linux",
                 type="VirtualMachineScaleSets",
-                availability_zones=pool.zones or None,
+                availability_zones=zones or None,
                 vnet_subnet_id=subnet_id,
+                # Model pods select POOL_LABEL, which outlives the AKS name: they follow the pool to its new nodes.
                 node_labels={POOL_LABEL: pool.name, ACCELERATOR_LABEL: _accelerator(capacity_)},
                 node_taints=[GPU_TAINT] if gpu else None,
                 # AKS installs the NVIDIA driver; the device plugin comes with the serving stack.
                 gpu_profile=containerservice.GPUProfileArgs(driver="Install") if gpu else None,
-                # A retained cluster keeps its pools: deleting one would drain its nodes out of the kept cluster.
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, depends_on=created[-1:],
-                                            retain_on_delete=self._config.retained),
+                                            **_replaced_before_deleted(cluster)),
             ))
         return created
 
@@ -383,6 +386,24 @@ class ModelCluster(pulumi.ComponentResource):
             return rewrite_kubeconfig(text, login.login_mode, login.client_id) if entra else text
 
         return pulumi.Output.secret(credentials.apply(decode))
+
+
+def _replaced_before_deleted(cluster: containerservice.ManagedCluster) -> dict:
+    """A user pool's options: a new pool (a new name) first, the old one deleted after; kept with a kept cluster.
+
+    - azure-native asks for delete-before-replace whenever a resource with a fixed name is replaced
+      (provider/pkg/provider/provider.go, Diff: `deleteBeforeReplace := len(replaces) > 0` unless the name was
+      random); the engine lets the program override that (pkg/resource/deploy/step_generator.go,
+      continueStepsFromDiff: `if goal.DeleteBeforeReplace != nil`). The new pool has another name, so both can
+      exist; deleting the old one last lets AKS drain it (honouring PodDisruptionBudgets) onto the new nodes.
+    - deleted_with instead of retain_on_delete: a retained pool would never be deleted when it is replaced either.
+      On `pulumi destroy`, or when the stack stops creating the cluster, the engine marks the cluster deleted even
+      though retain_on_delete makes its own delete a no-op (step_generator.go, GenerateDeletes sets
+      `sg.deletes[res.URN]` for every resource it drops), and a resource deleted with it is then skipped
+      (pkg/resource/deploy/step.go, DeleteStep.Apply: `isDeletedWith(s.old.DeletedWith, s.otherDeletions)`). A
+      retained cluster keeps its pools; a deleted one takes them with it; a replaced pool is really deleted.
+    """
+    return {"delete_before_replace": False, "deleted_with": cluster}
 
 
 def _accelerator(pool: capacity.PoolCapacity) -> str:

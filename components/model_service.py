@@ -16,6 +16,7 @@ from typing import Optional
 import pulumi
 
 from components import app_insights
+from components.cluster import POOL_LABEL
 from components.config import AuthSettings, DeploymentSpec
 from components.model_refs import MODELS_FOLDER, ModelRef, model_dir
 from components.image import APP_ROOT, APP_UID, PORT
@@ -30,7 +31,7 @@ HEALTH_PORT = 5000  # the inference server's separate health listener: a probe n
 MODELS_DIR = f"{APP_ROOT}/{MODELS_FOLDER}"
 CODE_DIR = f"{APP_ROOT}/code"
 PRE_STOP_SECONDS = 5  # endpoints are removed from the router while the pod still serves
-AGENT_POOL_LABEL = "kubernetes.azure.com/agentpool"  # set by AKS on every node, created or attached
+AGENT_POOL_LABEL = "kubernetes.azure.com/agentpool"  # set by AKS on every node: an attached cluster's pools
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 MODEL_COUNT_ANNOTATION = "aks-serving/model-count"  # read by the policy pack (<= 1,000 models per service)
 
@@ -53,17 +54,24 @@ class ModelDataTarget:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a model's pods may run: the pool the config names, or for GPU models the GPU pool."""
+    """Where a model's pods may run: the pool the config names, or for GPU models the GPU pool.
+
+    `label` is the node label that names the pool: on a cluster this stack creates, the pool's own `aks-serving/pool`
+    label, which stays when a change of VM size or zones moves the pool to a new AKS pool under a new AKS name; on
+    an attached cluster (whose pools the config names by their AKS names), AKS's agentpool label.
+    """
 
     pool: Optional[str]
     gpu: bool
+    label: str = POOL_LABEL
 
     @classmethod
-    def of(cls, spec: DeploymentSpec, pools: list[capacity.PoolCapacity]) -> "Placement":
+    def of(cls, spec: DeploymentSpec, pools: list[capacity.PoolCapacity], attached: bool = False) -> "Placement":
         """The config's checks (check_placement) have passed: a named pool exists and holds the GPUs."""
+        label = AGENT_POOL_LABEL if attached else POOL_LABEL
         if spec.node_pool or not spec.gpu_cores:
-            return cls(spec.node_pool, bool(spec.gpu_cores))
-        return cls(max((p for p in pools if p.gpus_per_node), key=lambda p: p.gpus_per_node).name, True)
+            return cls(spec.node_pool, bool(spec.gpu_cores), label)
+        return cls(max((p for p in pools if p.gpus_per_node), key=lambda p: p.gpus_per_node).name, True, label)
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,7 @@ def _pod_spec(name: str, spec: DeploymentSpec, image, fetch: dict, placement: Pl
                                        "labelSelector": {"matchLabels": selector(name, "model")}}],
     }
     if placement.pool:
-        pod["nodeSelector"] = {AGENT_POOL_LABEL: placement.pool}
+        pod["nodeSelector"] = {placement.label: placement.pool}
     if placement.gpu:
         pod["tolerations"] = [GPU_TOLERATION]
     return pod

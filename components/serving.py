@@ -81,7 +81,7 @@ def deploy_serving(cfg: StackConfig, root: Path, workspace: Workspace, cluster: 
             name, spec, namespace=namespaces[cfg.models_namespace_of(spec)].name,
             images=Images(image_refs[spec.environment], fetcher.image_ref),
             store=store, blob_endpoint=workspace.blob_endpoint, container_name=workspace.models_container_name,
-            placement=Placement.of(spec, pools), router_namespace=router.namespace, auth=auth,
+            placement=Placement.of(spec, pools, cfg.cluster.attached), router_namespace=router.namespace, auth=auth,
             model_data=model_data, annotations=annotations, opts=opts)
 
     # A loop, not a comprehension: the SDK records every frame on the stack for each registration (its source

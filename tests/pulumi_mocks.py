@@ -55,6 +55,8 @@ class Registered:
     secret_outputs: list[str] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)  # names of the resources it waits for
     retain_on_delete: bool = False  # `pulumi destroy` (or dropping it from the program) leaves it in Azure
+    deleted_with: str = ""  # name of the resource whose deletion takes this one along (its own delete is skipped)
+    delete_before_replace: Optional[bool] = None  # None: the provider decides
 
 
 @dataclass
@@ -210,7 +212,7 @@ def registries_stood_in(stand_in: AzureStandIn):
 
 class RecordingMonitor(mocks.MockMonitor):
     """The engine's stand-in. It records what only the raw registration carries (the parent, ignoreChanges,
-    additionalSecretOutputs and the dependencies), and it answers as the engine does: with the inputs as the
+    additionalSecretOutputs, the dependencies and the delete options), and it answers as the engine does: with the inputs as the
     program sent them, plus what the stand-in computed. The SDK's MockMonitor instead serializes the whole
     state again in the program's process, work the real engine does in its own; that would charge every
     byte of a Deployment twice to the program (bench/program_cost.py)."""
@@ -230,7 +232,8 @@ class RecordingMonitor(mocks.MockMonitor):
             request.type, request.name, dict(state) if request.custom else {},
             request.parent, list(request.ignoreChanges), list(request.additionalSecretOutputs),
             sorted({dependency.rsplit("::", 1)[-1] for dependency in request.dependencies}),
-            bool(request.retainOnDelete)))
+            bool(request.retainOnDelete), request.deletedWith.rsplit("::", 1)[-1],
+            request.deleteBeforeReplace if request.deleteBeforeReplaceDefined else None))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_,
                                                      object=_outputs(request.object, inputs, state))
 

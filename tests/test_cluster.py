@@ -74,7 +74,7 @@ def test_platform_driven_changes_are_not_fought(prod):
 
 
 def test_prod_user_pools_are_separate_and_gpu_pool_is_tainted(prod):
-    pools = {p.inputs["agentPoolName"]: p.inputs for p in prod.of_type(AGENT_POOL)}
+    pools = {p.inputs["nodeLabels"]["aks-serving/pool"]: p.inputs for p in prod.of_type(AGENT_POOL)}
     assert set(pools) == {"cpu", "gpu"}
     assert pools["gpu"]["nodeTaints"] == ["nvidia.com/gpu=present:NoSchedule"]
     assert pools["gpu"]["nodeLabels"]["aks-serving/accelerator"] == "nvidia-gpu"
@@ -131,6 +131,75 @@ def test_node_pool_count_is_ignored_only_when_autoscaled():
     assert run.one(AGENT_POOL).ignore_changes == ["orchestratorVersion"]
     [system] = run.one(MANAGED_CLUSTER).inputs["agentPoolProfiles"]
     assert system["nodeTaints"] == ["CriticalAddonsOnly=true:NoSchedule"]
+
+
+def pool_names(run) -> dict[str, str]:
+    """Each user pool's Pulumi name and its name in AKS."""
+    return {p.name: p.inputs["agentPoolName"] for p in run.of_type(AGENT_POOL)}
+
+
+def with_pool(stack: str, index: int, **settings) -> dict:
+    config = copy.deepcopy(stack_file_config(stack))
+    config["cluster"]["nodePools"][index].update(settings)
+    return config
+
+
+def test_a_new_vm_size_or_new_zones_make_a_new_aks_pool_under_the_same_pulumi_resource(prod):
+    # AKS cannot change either on a pool; a new AKS name makes the provider replace the AgentPool (its name is in
+    # the resource's URL) instead of asking AKS to change it or to create a pool under a name in use.
+    before = pool_names(prod)
+    assert set(before) == {"cluster-pool-cpu", "cluster-pool-gpu"}
+    for name in before.values():
+        assert len(name) <= 12 and name.isalnum() and name.islower() and name[0].isalpha()
+    resized = pool_names(run_program(with_pool("prod", 0, vmSize="Standard_D16s_v5"), stack="prod"))
+    rezoned = pool_names(run_program(with_pool("prod", 0, zones=["1", "2"]), stack="prod"))
+    for changed in (resized, rezoned):
+        assert changed.keys() == before.keys()
+        assert changed["cluster-pool-cpu"] != before["cluster-pool-cpu"]
+        assert changed["cluster-pool-cpu"].startswith("cpu") and changed["cluster-pool-gpu"] == before["cluster-pool-gpu"]
+    assert resized["cluster-pool-cpu"] != rezoned["cluster-pool-cpu"]
+
+
+def test_unchanged_settings_keep_the_aks_pool_name(prod):
+    # Counts and autoscaling AKS changes in place; zones in another order or a VM size in another case are the
+    # same settings (the size is sent as the SKU table spells it, the zones sorted).
+    same = with_pool("prod", 0, nodeCount=4, maxNodeCount=12, zones=["3", "1", "2"], vmSize="standard_d8s_v5")
+    run = run_program(same, stack="prod")
+    assert pool_names(run) == pool_names(prod)
+    cpu = run.named("cluster-pool-cpu").inputs
+    assert (cpu["vmSize"], cpu["availabilityZones"], cpu["count"]) == ("Standard_D8s_v5", ["1", "2", "3"], 4)
+
+
+def test_a_replaced_pool_is_made_before_the_old_one_is_deleted(prod):
+    # azure-native asks to delete a fixed-name resource before replacing it; the new pool has another name, so the
+    # program asks for the other order: the old pool's nodes are drained onto the new ones, not left empty first.
+    for pool in prod.of_type(AGENT_POOL):
+        assert pool.delete_before_replace is False
+    assert prod.one(MANAGED_CLUSTER).delete_before_replace is None
+
+
+def test_model_pods_select_the_pool_label_that_outlives_the_aks_pool_name(prod):
+    labels = {p.inputs["nodeLabels"]["aks-serving/pool"] for p in prod.of_type(AGENT_POOL)}
+    selectors = [r.inputs["spec"]["template"]["spec"].get("nodeSelector") for r in prod.of_type("kubernetes:apps/v1:Deployment")
+                 if r.inputs["metadata"]["namespace"] == "aks-serving-models"]
+    assert {"aks-serving/pool": "gpu"} in selectors and {"aks-serving/pool": "cpu"} in selectors
+    assert {s["aks-serving/pool"] for s in selectors if s} <= labels
+
+
+def test_a_pool_name_without_room_for_the_settings_suffix_is_refused_naming_the_key():
+    config = with_pool("prod", 1, name="inference")
+    assert ("cluster.nodePools[1].name: at most 8 characters ('inference' has 9): AKS allows 12 and this tool adds 4 "
+            "that stand for the pool's vmSize and zones") in bad_run(config)
+
+
+def test_the_cluster_does_not_ignore_its_agent_pool_profiles():
+    # After `pulumi refresh` the cluster's state lists every pool (AKS reports the AgentPools there too). Ignoring
+    # the whole list would stop the system pool's own settings (count, size, taint) from ever applying, and would
+    # send back a pool a later replace has deleted: AKS refuses that ("A new agent pool was introduced", a known
+    # azure-native failure, pulumi-azure-native#2719). Only what the platform moves is ignored.
+    ignored = run_program(stack_file_config("prod"), stack="prod").one(MANAGED_CLUSTER).ignore_changes
+    assert "agentPoolProfiles" not in ignored
+    assert all(path.startswith("agentPoolProfiles[*].") for path in ignored if path.startswith("agentPoolProfiles"))
 
 
 def test_custom_subnet_is_resolved_in_the_deployers_subscription():
@@ -334,6 +403,16 @@ def test_attach_registers_no_cluster_and_reads_it():
     assert "kubeconfig" in run.secret_exports
 
 
+def test_on_an_attached_cluster_model_pods_select_the_pool_by_its_aks_name():
+    # Its pools are not this stack's: they carry no aks-serving/pool label, and the config names them as AKS does.
+    config = attach_config()
+    config["services"]["diabetes"]["nodePool"] = "nodepool1"
+    run = run_program(config, attached_cluster=attached())
+    [pod] = [r.inputs["spec"]["template"]["spec"] for r in run.of_type("kubernetes:apps/v1:Deployment")
+             if r.inputs["metadata"]["name"] == "diabetes"]
+    assert pod["nodeSelector"] == {"kubernetes.azure.com/agentpool": "nodepool1"}
+
+
 def test_attach_by_resource_id():
     rid = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-existing/providers/Microsoft.ContainerService/managedClusters/aks-existing"
     config = attach_config(resourceId=rid)
@@ -439,9 +518,14 @@ def test_a_production_cluster_outlives_the_stack_as_v1s_detach_kept_it(prod):
     # v1's detach never deleted the cluster; so `pulumi destroy` and a switch to attach leave it, its pools, its
     # monitoring rule and the group that holds it (deleting a group deletes everything in it).
     kept = {r.name for r in prod.resources if r.retain_on_delete}
-    assert {"cluster-aks", "cluster-pool-cpu", "cluster-pool-gpu", "cluster-dcr", "cluster-dcr-association",
+    assert {"cluster-aks", "cluster-dcr", "cluster-dcr-association",
             "workspace-rg", "cluster-control-plane", "cluster-kubelet", "cluster-kubelet-operator"} <= kept
     assert "workspace-registry" not in kept and "workspace-storage" not in kept
+    # The pools go with the cluster, whatever becomes of it: a kept cluster keeps them (the engine skips the delete
+    # of a resource deleted with one it drops, retained or not), while a pool replaced beside it is really deleted.
+    pools = prod.of_type(AGENT_POOL)
+    assert {p.name for p in pools} == {"cluster-pool-cpu", "cluster-pool-gpu"}
+    assert all(p.deleted_with == "cluster-aks" and not p.retain_on_delete for p in pools)
 
 
 def test_a_dev_test_cluster_is_deleted_with_its_stack_unless_retained(dev):

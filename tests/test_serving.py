@@ -257,7 +257,7 @@ def test_requests_and_limits_follow_the_config_and_gpu_models_land_on_the_gpu_po
     assert "tolerations" not in diabetes and "nodeSelector" not in diabetes
     vision = deployment(prod, "vision")["spec"]["template"]["spec"]
     assert vision["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert vision["nodeSelector"] == {"kubernetes.azure.com/agentpool": "gpu"}
+    assert vision["nodeSelector"] == {"aks-serving/pool": "gpu"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in vision["tolerations"]
 
 
@@ -273,13 +273,13 @@ def test_the_production_stack_file_serves_several_models_an_endpoint_and_one_on_
               if r.inputs["metadata"]["namespace"] == "aks-serving-models"}
     assert set(models) == {"diabetes", "sentiment", "mnist-gpu", "sentiment-ab-v1", "sentiment-ab-v2"}
     gpu = models["mnist-gpu"]["spec"]["template"]["spec"]
-    assert gpu["nodeSelector"] == {"kubernetes.azure.com/agentpool": "gpu"}
+    assert gpu["nodeSelector"] == {"aks-serving/pool": "gpu"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu["tolerations"]
     [model] = gpu["containers"]
     assert model["resources"]["limits"]["nvidia.com/gpu"] == "1"
     for name in ("diabetes", "sentiment", "sentiment-ab-v1", "sentiment-ab-v2"):
         pod = models[name]["spec"]["template"]["spec"]
-        assert pod["nodeSelector"] == {"kubernetes.azure.com/agentpool": "cpu"} and "tolerations" not in pod
+        assert pod["nodeSelector"] == {"aks-serving/pool": "cpu"} and "tolerations" not in pod
     assert run.exports["endpoints"]["sentiment-ab"]["traffic"] == {"v1": 90, "v2": 10}
 
 

@@ -1,7 +1,10 @@
 """`cluster:` the AKS cluster to create (system and user pools, network, API server, Entra) or attach."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
+import json
 from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
@@ -12,6 +15,24 @@ from components.config_base import check_named as _named
 from components.config_base import region_name
 from policies.rules import capacity, naming
 from policies.rules.vm_sizes import VmSize, lookup_vm_size
+
+
+# A user pool's AKS name is its config name and this many characters that stand for the settings AKS cannot change
+# on a pool (aks_pool_name); AKS names a Linux pool with at most 12 lowercase letters and digits.
+POOL_SETTINGS_SUFFIX = 4
+MAX_POOL_NAME = 12 - POOL_SETTINGS_SUFFIX
+
+
+def aks_pool_name(name: str, vm_size: str, zones: list[str]) -> str:
+    """`name` and 4 characters (base32 of a hash) of the VM size and zones, which AKS cannot change on an existing pool.
+
+    A change to either gives the pool a new AKS name: Pulumi then makes a new pool beside the old one, the model pods
+    (which select the stable `aks-serving/pool` label, not AKS's pool name) move as the old pool is drained, and the
+    old pool is deleted. The same settings always give the same name, so an unchanged pool is left alone.
+    """
+    settings = json.dumps([vm_size, sorted(zones)])
+    digest = base64.b32encode(hashlib.sha256(settings.encode()).digest()).decode().lower()
+    return name + digest[:POOL_SETTINGS_SUFFIX]
 
 
 class NodePool(_Model):
@@ -27,6 +48,10 @@ class NodePool(_Model):
     @model_validator(mode="after")
     def _rules(self) -> "NodePool":
         _named("name", naming.check_node_pool_name, self.name)
+        if len(self.name) > MAX_POOL_NAME:
+            raise ValueError(f"name: at most {MAX_POOL_NAME} characters ({self.name!r} has {len(self.name)}): AKS "
+                             f"allows 12 and this tool adds {POOL_SETTINGS_SUFFIX} that stand for the pool's vmSize "
+                             "and zones, so that changing either makes a new pool instead of failing")
         if self.max_node_count is not None and self.max_node_count < self.node_count:
             raise ValueError(f"maxNodeCount: must be >= nodeCount ({self.node_count})")
         return self
