@@ -25,6 +25,9 @@ KEY_FILE_RECHECK_SECONDS = 1.0  # stat the key files at most this often (keeps s
 class Authenticator(Protocol):
     async def check(self, authorization: str | None) -> bool: ...
 
+    def check_now(self, authorization: str | None) -> bool | None:
+        """`check` without waiting, or None when it would have to wait (then `check` is awaited)."""
+
 
 def bearer(authorization: str | None) -> str | None:
     """The credential of `Bearer <credential>`; the scheme is case-insensitive (RFC 9110 11.1)."""
@@ -42,6 +45,9 @@ def _digest(value: bytes) -> bytes:
 
 class AllowAll:
     async def check(self, authorization: str | None) -> bool:
+        return True
+
+    def check_now(self, authorization: str | None) -> bool:
         return True
 
 
@@ -66,6 +72,9 @@ class KeyAuth:
         self._digests = [_digest(k) for k in keys if k]
 
     async def check(self, authorization: str | None) -> bool:
+        return self.check_now(authorization)
+
+    def check_now(self, authorization: str | None) -> bool:
         if self._files and time.monotonic() >= self._next_check:
             self._reload_if_changed()
         presented = _digest((bearer(authorization) or "").encode())
@@ -112,6 +121,9 @@ class JwtAuth:
         if published is None and (config.jwks_url or config.discovery_url):
             published = PublishedKeys(config)
         self._published = published
+
+    def check_now(self, authorization: str | None) -> None:
+        return None  # keys may have to be fetched; and a signature check dwarfs a task
 
     async def check(self, authorization: str | None) -> bool:
         token = bearer(authorization)

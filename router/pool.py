@@ -107,12 +107,19 @@ class ReplicaPool:
 
     # ---- slots (the request path calls these) --------------------------------------------------
 
-    def try_acquire(self) -> Replica | None:
-        """A slot now, if one is free and nobody waits ahead (the common case, without a coroutine)."""
+    def try_acquire(self, prefer: Replica | None = None) -> Replica | None:
+        """A slot now, if one is free and nobody waits ahead (the common case, without a coroutine); on
+        `prefer` if it has one (the replica `pick` chose for this request)."""
         if self._waiters:
             return None
+        if prefer is not None and prefer.takes_requests and self.replicas.get(prefer.url) is prefer:
+            return self.take(prefer)
         replica = self._pick()
-        return self._take(replica) if replica is not None else None
+        return self.take(replica) if replica is not None else None
+
+    def pick(self) -> Replica | None:
+        """The replica `try_acquire` would take a slot on, without taking it (then `take`)."""
+        return None if self._waiters else self._pick()
 
     async def acquire(self, timeout: float) -> Replica:
         replica = self.try_acquire()
@@ -154,7 +161,7 @@ class ReplicaPool:
             del self.replicas[replica.url]
         self._dispatch()
 
-    def _take(self, replica: Replica) -> Replica:
+    def take(self, replica: Replica) -> Replica:
         replica.outstanding += 1
         self.in_flight += 1
         return replica
@@ -177,7 +184,7 @@ class ReplicaPool:
                 return
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(self._take(replica))
+                waiter.set_result(self.take(replica))
 
     # ---- failures -------------------------------------------------------------------------------
 

@@ -93,10 +93,11 @@ def request_head(request: Request, path: bytes, request_id: bytes, body_length: 
 class Attempt:
     """What happened on the way to the replica, for the request log."""
 
-    __slots__ = ("replica", "queue_ms", "upstream_ms", "retries", "cut_off")
+    __slots__ = ("replica", "queue_ms", "upstream_ms", "retries", "cut_off", "fresh")
 
     def __init__(self) -> None:
         self.replica: Replica | None = None
+        self.fresh = False  # a kept-alive connection was found reset: the next try takes a new one
         self.queue_ms = 0.0
         self.upstream_ms = 0.0
         self.retries = 0
@@ -106,13 +107,15 @@ class Attempt:
 async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, response: Response,
                   path: bytes, request_id: bytes, *, queue_wait: float, scoring_timeout: float,
                   replica_timeout: float, max_body: int, attempt: Attempt, on_retry=lambda: None,
-                  response_headers: list[tuple[bytes, bytes]] | None = None) -> int:
+                  response_headers: list[tuple[bytes, bytes]] | None = None, started: float | None = None) -> int:
     """Forward `request` to a replica of `pool` and relay the answer through `response`; returns its status.
 
     Raises ProxyError, before anything is written, for the statuses the router makes. The deadline
-    (arrival + scoring timeout) covers queueing, retries and the replica's response headers.
+    (arrival + scoring timeout) covers queueing, retries and the replica's response headers. A request the
+    callback path began comes with its arrival (`started`) and, in `attempt`, the replica it picked and whether
+    its kept-alive connection turned out reset.
     """
-    deadline = time.monotonic() + scoring_timeout
+    deadline = (started or time.monotonic()) + scoring_timeout
     body: RequestBody | bytes = b""
     body_length = None  # set when the whole body is in hand
     if request.body_exists:
@@ -128,10 +131,10 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
     chunked = streamed and request.content_length is None
     method, target, headers = request_head(request, path, request_id, body_length, chunked)
     replica = None
-    fresh = False  # set once a kept-alive connection failed: from then on only new connections
+    fresh = attempt.fresh  # once a kept-alive connection failed: from then on only new connections
     while True:
         if replica is None:
-            replica = pool.try_acquire()
+            replica = pool.try_acquire(prefer=attempt.replica)
             if replica is None:
                 replica = await _wait_for_slot(pool, queue_wait, deadline, attempt)
                 if request.failed:  # the body broke off while the request queued: no replica is to see it
@@ -171,7 +174,7 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
             attempt.retries += 1
             on_retry()
             continue
-        return await _relay(pool, replica, exchange, response, request_id, response_headers, attempt)
+        return await relay(pool, replica, exchange, response, request_id, response_headers, attempt)
 
 
 def _raise_body_failure(request: Request) -> None:
@@ -261,21 +264,35 @@ async def _wait_for_slot(pool: ReplicaPool, queue_wait: float, deadline: float, 
     return replica
 
 
-async def _relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, response: Response,
+def answer_headers(exchange: Exchange, request_id: bytes,
+                   extra_headers: list[tuple[bytes, bytes]] | None) -> list[tuple[bytes, bytes]]:
+    """The replica's headers for the client: what the upstream client left (it dropped hop-by-hop ones and
+    the replica's Date, Server and x-request-id), the request id, and `extra_headers` in place of the same."""
+    headers = exchange.headers
+    headers.append((b"x-request-id", request_id))
+    if extra_headers:
+        replaced = {k.lower() for k, _ in extra_headers}
+        headers = [(k, v) for k, v in headers if k.lower() not in replaced] + extra_headers
+    return headers
+
+
+def answer_length(exchange: Exchange) -> int | None:
+    """The answer's body length, if known before it arrives."""
+    length = exchange.content_length
+    if length is None and exchange.status in (204, 304):
+        return 0  # no body by definition
+    return length
+
+
+async def relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, response: Response,
                  request_id: bytes, extra_headers: list[tuple[bytes, bytes]] | None, attempt: Attempt) -> int:
     """Send the replica's answer back. The slot is released as soon as the replica's answer is read, not
     when the client has it: up to `HttpLimits.response_buffer_bytes` wait in the client's write buffer
     meanwhile, and a client that reads none of it within the send timeout is cut off (`server.sweep`)."""
     status = exchange.status
     try:
-        headers = exchange.headers  # what is left to pass on (the upstream client dropped the rest)
-        headers.append((b"x-request-id", request_id))
-        if extra_headers:
-            replaced = {k.lower() for k, _ in extra_headers}
-            headers = [(k, v) for k, v in headers if k.lower() not in replaced] + extra_headers
-        length = exchange.content_length
-        if length is None and status in (204, 304):
-            length = 0  # no body by definition
+        headers = answer_headers(exchange, request_id, extra_headers)
+        length = answer_length(exchange)
         if length is not None and length <= CHUNK:
             response.send(status, headers, await exchange.read())
             return status

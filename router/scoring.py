@@ -12,9 +12,12 @@ import itertools
 import os
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .accesslog import request_line
+from .auth import Authenticator
+from .callback_forward import forward_now
+from .metrics import ServiceMetrics
 from .proxy import Attempt, ProxyError, forward
 from .http.request import Request
 from .http.response import TEXT, Response
@@ -28,88 +31,165 @@ VERSION_HEADER = b"azureml-model-deployment"
 GET_POST = (b"GET", b"POST")
 
 
+class Route:
+    """What a path is: the health answer, a service's score or swagger path, or an endpoint."""
+
+    __slots__ = ("methods", "service", "endpoint", "upstream_path")
+
+    def __init__(self, methods: tuple[bytes, ...], service: Service | None = None, endpoint: Endpoint | None = None,
+                 upstream_path: bytes = b"/score") -> None:
+        self.methods = methods
+        self.service = service
+        self.endpoint = endpoint
+        self.upstream_path = upstream_path
+
+
+HEALTH = Route((b"GET", b"HEAD"))
+
+
+class Call:
+    """One scoring request on its way: what was decided about it, and what the request log records."""
+
+    __slots__ = ("service", "auth", "version", "path", "request", "response", "request_id", "started",
+                 "attempt", "metrics")
+
+    def __init__(self, service: Service, auth: Authenticator, version: str | None, path: bytes, request: Request,
+                 response: Response, metrics: ServiceMetrics) -> None:
+        self.service = service
+        self.auth = auth
+        self.version = version
+        self.path = path
+        self.request = request
+        self.response = response
+        self.request_id = _request_id(request)
+        self.started = time.monotonic()
+        self.attempt = Attempt()
+        self.metrics = metrics
+
+    @property
+    def version_header(self) -> list[tuple[bytes, bytes]] | None:
+        return [(VERSION_HEADER, self.version.encode())] if self.version else None
+
+
 class Scoring:
     def __init__(self, router: "Router") -> None:
         self.router = router
         self._log_requests = router.config.router.log_requests
         self._telemetry = router.telemetry  # Application Insights, for the services in _recorded
         self._recorded = frozenset(n for n, s in router.config.services.items() if s.app_insights)
-        routes = {"/": ((b"GET", b"HEAD"), self.healthy)}
+        routes = {"/": HEALTH}
         for name, service in router.services.items():
-            score = functools.partial(self._score, service, service.auth, None)
-            routes[f"/api/v1/service/{name}/score"] = (GET_POST, functools.partial(score, b"/score"))
-            routes[f"/api/v1/service/{name}/swagger.json"] = ((b"GET",), functools.partial(score, b"/swagger.json"))
+            routes[f"/api/v1/service/{name}/score"] = Route(GET_POST, service)
+            routes[f"/api/v1/service/{name}/swagger.json"] = Route((b"GET",), service, upstream_path=b"/swagger.json")
         for name, endpoint in router.endpoints.items():
-            routes[f"/api/v1/endpoint/{name}/score"] = (GET_POST, functools.partial(self.endpoint, endpoint))
+            routes[f"/api/v1/endpoint/{name}/score"] = Route(GET_POST, endpoint=endpoint)
         self._routes = routes
 
-    async def handle(self, request: Request, response: Response) -> None:
+    def handle(self, request: Request, response: Response) -> Awaitable[None] | None:
+        """Answer `request` (`http.server.Handler`): at once when nothing needs waiting for, in callbacks
+        while the replica computes (`callback_forward`), else in the coroutine returned."""
         route = self._routes.get(request.path)
         if route is None:
             _error(response, 404, _not_found(request.path), _request_id(request))
-            return
-        methods, handler = route
-        if request.method not in methods:
-            response.send_text(405, "method not allowed\n", [(b"Allow", b", ".join(methods))])
-            return
-        await handler(request, response)
+            return None
+        if request.method not in route.methods:
+            response.send_text(405, "method not allowed\n", [(b"Allow", b", ".join(route.methods))])
+            return None
+        if route is HEALTH:
+            response.send_text(200, "Healthy")  # v1's liveness answer
+            return None
+        version = None
+        service, auth = route.service, None
+        if service is not None:
+            auth = service.auth
+        else:
+            pinned = request.header(VERSION_HEADER)
+            picked = route.endpoint.pick(pinned.decode("latin-1") if pinned else None)
+            if picked is None:
+                _error(response, 404, "no such version", _request_id(request))
+                return None
+            version, service = picked
+            auth = route.endpoint.auth
+        call = Call(service, auth, version, route.upstream_path, request, response,
+                    self.router.service_metrics[service.name])
+        return self._admit(call)
 
-    async def healthy(self, request: Request, response: Response) -> None:
-        response.send_text(200, "Healthy")  # v1's liveness answer
+    def _admit(self, call: Call) -> Awaitable[None] | None:
+        """Auth and the body limit, then forward: in callbacks if it can start now, else in a coroutine."""
+        authorization = call.request.header(b"authorization")
+        allowed = call.auth.check_now(authorization.decode("latin-1") if authorization is not None else None)
+        if allowed is None:  # the authenticator must wait (e.g. for a token issuer's keys)
+            return self._score(call)
+        if not allowed:
+            self._refuse(call)
+        elif self._within_limit(call) and not forward_now(call, self):
+            return self.complete(call, functools.partial(self._forward, call))
+        return None
 
-    async def endpoint(self, endpoint: Endpoint, request: Request, response: Response) -> None:
-        pinned = request.header(VERSION_HEADER)
-        picked = endpoint.pick(pinned.decode("latin-1") if pinned else None)
-        if picked is None:
-            _error(response, 404, "no such version", _request_id(request))
-            return
-        version, service = picked
-        await self._score(service, endpoint.auth, version, b"/score", request, response)
+    async def _score(self, call: Call) -> None:
+        """`_admit` for an authenticator that waits."""
+        authorization = call.request.header(b"authorization")
+        try:
+            allowed = await call.auth.check(authorization.decode("latin-1") if authorization is not None else None)
+        except BaseException:
+            self.finish(call, 499)  # the client went away before an answer (nginx's convention)
+            raise
+        if not allowed:
+            self._refuse(call)
+        elif self._within_limit(call):
+            await self.complete(call, functools.partial(self._forward, call))
 
-    async def _score(self, service: Service, auth, version: str | None, path: bytes, request: Request,
-                     response: Response) -> None:
-        """Authenticate, check the body limit, forward to a replica of `service`'s `path`, log."""
-        router = self.router
-        started = time.monotonic()
-        request_id = _request_id(request)
-        attempt = Attempt()
-        metrics = router.service_metrics[service.name]
+    def _forward(self, call: Call) -> Awaitable[int]:
+        service = call.service
+        return forward(self.router.upstream, service.pool, call.request, call.response, call.path, call.request_id,
+                       queue_wait=service.queue_wait, scoring_timeout=service.scoring_timeout,
+                       replica_timeout=service.replica_timeout, max_body=service.max_body, attempt=call.attempt,
+                       on_retry=call.metrics.retried, response_headers=call.version_header, started=call.started)
+
+    async def complete(self, call: Call, work: Callable[[], Awaitable[int]]) -> None:
+        """Await the forwarding `work` (its status, or a ProxyError to answer), then count and log the call."""
         status = 499  # the client went away before an answer (nginx's convention)
         try:
-            authorization = request.header(b"authorization")
-            if not await auth.check(authorization.decode("latin-1") if authorization is not None else None):
-                metrics.auth_failures += 1
-                status = 401
-                _unauthorized(response, request_id)
-                return
-            length = request.content_length
-            if length is not None and length > service.max_body:
-                status = 413  # from the headers alone: not a byte of the body is read
-                _error(response, 413, "request body too large", request_id)
-                return
             try:
-                sent = await forward(
-                    router.upstream, service.pool, request, response, path, request_id,
-                    queue_wait=service.queue_wait, scoring_timeout=service.scoring_timeout,
-                    replica_timeout=service.replica_timeout, max_body=service.max_body, attempt=attempt,
-                    on_retry=metrics.retried,
-                    response_headers=[(VERSION_HEADER, version.encode())] if version else None)
+                sent = await work()
             except ProxyError as e:
                 status = e.status
-                _error(response, e.status, e.reason, request_id)
+                _error(call.response, e.status, e.reason, call.request_id)
                 return
-            status = 502 if attempt.cut_off else sent
+            status = 502 if call.attempt.cut_off else sent
         finally:
-            elapsed = time.monotonic() - started
-            metrics.answered(status, elapsed)
-            if self._log_requests:
-                router.access_log.write(request_line(
-                    time.time(), request_id.decode(), service.name, version, request.method.decode("latin-1"),
-                    request.path, status, attempt.replica.url if attempt.replica else None, attempt.retries,
-                    attempt.queue_ms, attempt.upstream_ms, elapsed * 1000))
-            if self._telemetry is not None and service.name in self._recorded:
-                self._telemetry.record(service.name, version, request.method, request.path, status, request_id,
-                                       request.header(b"x-ms-request-id"), started, elapsed)
+            self.finish(call, status)
+
+    def fail(self, call: Call, status: int, reason: str) -> None:
+        """Answer with an error the router makes, and log it."""
+        _error(call.response, status, reason, call.request_id)
+        self.finish(call, status)
+
+    def _within_limit(self, call: Call) -> bool:
+        length = call.request.content_length
+        if length is not None and length > call.service.max_body:
+            self.fail(call, 413, "request body too large")  # from the headers alone: not a byte of the body is read
+            return False
+        return True
+
+    def _refuse(self, call: Call) -> None:
+        call.metrics.auth_failures += 1
+        _unauthorized(call.response, call.request_id)
+        self.finish(call, 401)
+
+    def finish(self, call: Call, status: int) -> None:
+        """Count and log the answered request."""
+        elapsed = time.monotonic() - call.started
+        call.metrics.answered(status, elapsed)
+        attempt, request, service = call.attempt, call.request, call.service
+        if self._log_requests:
+            self.router.access_log.write(request_line(
+                time.time(), call.request_id.decode(), service.name, call.version, request.method.decode("latin-1"),
+                request.path, status, attempt.replica.url if attempt.replica else None, attempt.retries,
+                attempt.queue_ms, attempt.upstream_ms, elapsed * 1000))
+        if self._telemetry is not None and service.name in self._recorded:
+            self._telemetry.record(service.name, call.version, request.method, request.path, status, call.request_id,
+                                   request.header(b"x-ms-request-id"), call.started, elapsed)
 
 
 # Made request ids: 32 hex digits, a random prefix per process and a counter. Unique across router pods

@@ -6,7 +6,7 @@ know it only through this Protocol, so neither imports the server.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
     from .response import Response
@@ -40,3 +40,11 @@ class ClientConnection(Protocol):
 
     def response_aborted(self) -> None:
         """The answer was cut off: drop the connection."""
+
+    # ---- how the handler goes on -----------------------------------------------------------
+    def wait_on(self, cancel: Callable[[], None]) -> None:
+        """The handler answers later, in callbacks; `cancel` if the client leaves first."""
+
+    def continue_in_task(self, work: Awaitable[None], response: "Response",
+                         cancel: Callable[[], None] | None = None) -> None:
+        """The handler goes on in a coroutine, run in a task (`cancel` as for `wait_on`, until it starts)."""

@@ -50,6 +50,10 @@ class ReadFlow:
         while not self._body_done:
             await self._wait()
         self._raise_if_failed()
+        return self.take()
+
+    def take(self) -> bytes:
+        """What is queued, all of it, without waiting: the whole body once it is done and did not fail."""
         body = b"".join(self._chunks)
         self._chunks.clear()
         self._buffered = 0

@@ -87,6 +87,17 @@ class Request(ReadFlow):
             self._conn.body_drained()  # in case the socket was paused for this body
         return await super().read()
 
+    def take(self) -> bytes:
+        """The whole body, once it has arrived: `read` without the wait."""
+        self._conn.body_drained()  # in case the socket was paused for this body
+        return super().take()
+
+    def put_back(self, body: bytes) -> None:
+        """Return a whole body taken with `take` that could not be sent after all: `read` gives it again."""
+        if body:
+            self._chunks.appendleft(body)
+            self._buffered += len(body)
+
     # ---- ReadFlow ----------------------------------------------------------------------------
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 
 from .connection import ClientConnection
 from .request import Request
@@ -88,6 +88,15 @@ class Response:
         if not self.finished:
             self.finished = True
             self._conn.response_aborted()
+
+    def wait_on(self, cancel: Callable[[], None]) -> None:
+        """The handler answers later, from callbacks (no task); `cancel` runs if the client leaves first."""
+        self._conn.wait_on(cancel)
+
+    def continue_in_task(self, work: Awaitable[None], cancel: Callable[[], None]) -> None:
+        """The handler, so far in callbacks, goes on in the coroutine `work` (it must wait for something);
+        `cancel` runs if the client leaves before `work` has started (after, the task is cancelled)."""
+        self._conn.continue_in_task(work, self, cancel)
 
     def _head(self, status: int, headers: Headers, framing: bytes) -> list[bytes]:
         self.status, self.started = status, True

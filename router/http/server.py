@@ -6,7 +6,9 @@ time). A proxy needs less: parse a head, hand the body on as a stream, write an 
 parser uvicorn uses) does the parsing; this module keeps the connection's state and the rules a head must
 meet before a handler sees it:
 
-- one handler task per request, started as soon as the head is parsed, so the body streams;
+- the handler is called once the read that completed the head is parsed (with the whole body when it came
+  with the head). It answers at once, or takes the request on in callbacks (`Response.wait_on`), or returns
+  a coroutine, which runs in a task: then the body streams;
 - requests pipelined behind the one being answered wait in order, with the socket paused;
 - keep-alive, closed after `Connection: close`, an HTTP/1.0 request without keep-alive, an answer sent
   before the request body was read whole, or idle for `keep_alive_seconds`;
@@ -28,7 +30,7 @@ import struct
 import termios
 from collections import deque
 from http import HTTPStatus
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Optional
 
 import httptools
 
@@ -38,7 +40,9 @@ from .response import TEXT, Response
 from .writeflow import WriteFlow
 
 log = logging.getLogger("router.http")
-Handler = Callable[[Request, Response], Awaitable[None]]
+# Answers, or takes the request on, and returns None; or returns the coroutine that will (run in a task).
+# An `async def` handler is one of these.
+Handler = Callable[[Request, Response], Optional[Awaitable[None]]]
 
 SWEEP_SECONDS = 1.0  # how often timeouts are checked (one timer per server, not per request)
 LINGER_SECONDS = 2.0  # after an answer to a request whose body was not read, how long to discard the rest
@@ -76,6 +80,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._parsing: Request | None = None  # the request whose head or body is being received
         self._active: Request | None = None  # the request being answered
         self._task: asyncio.Task | None = None
+        self._call: Callable[[], None] | None = None  # cancels the request in progress in callbacks
+        self._feeding = False  # in the parser: a request whose head is in waits for the rest of the read
+        self._starting: Request | None = None
         self._pending: deque[Request] = deque()  # pipelined requests behind the active one
         self._paused_for_body = False
         self._reading_paused = False
@@ -99,6 +106,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._discard:
             return
+        self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -106,6 +114,11 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             self.closing = self._discard = True
         except httptools.HttpParserError as e:
             self._bad_input(e)
+        self._feeding = False
+        request = self._starting
+        if request is not None:
+            self._starting = None
+            self._launch(request)
         self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -121,6 +134,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()  # nobody is left to answer
             self._task = None
+        if self._call is not None:
+            cancel, self._call = self._call, None
+            cancel()
         self._fail_drain()
         self._server.check_quiet()
 
@@ -207,13 +223,40 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             request.body_deadline = float("inf")  # the client waits for `100 Continue`; its time starts then
         elif request.body_exists and not request.complete:  # its body's time runs from its turn
             request.body_deadline = self.loop.time() + self._limits.body_timeout_seconds
-        self._task = self.loop.create_task(self._run(request, Response(self, request)))
+        if self._feeding:
+            self._starting = request  # the rest of this read may hold its body: the handler sees it whole
+        else:
+            self._launch(request)
 
-    async def _run(self, request: Request, response: Response) -> None:
+    def _launch(self, request: Request) -> None:
+        response = Response(self, request)
+        try:
+            work = self._server.handler(request, response)
+        except Exception:
+            log.exception("scoring handler failed")
+            if not response.started:
+                response.close = True
+                response.send_text(500, "internal error\n")
+            return
+        if work is not None:
+            self.continue_in_task(work, response)
+
+    def wait_on(self, cancel: Callable[[], None]) -> None:
+        """The handler answers later, in callbacks; `cancel` if the client leaves first."""
+        self._call = cancel
+
+    def continue_in_task(self, work: Awaitable[None], response: Response,
+                         cancel: Callable[[], None] | None = None) -> None:
+        """The handler goes on in a coroutine (from the start, or after callbacks, whose `cancel` still runs
+        if the client leaves: a task cancelled before its first step never runs the coroutine's cleanup)."""
+        self._call = cancel
+        self._task = self.loop.create_task(self._run(work, response))
+
+    async def _run(self, work: Awaitable[None], response: Response) -> None:
         server = self._server
         server.running += 1
         try:
-            await server.handler(request, response)
+            await work
             if not response.finished:
                 if response.started:
                     response.end()
@@ -236,7 +279,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def response_done(self, response: Response) -> None:
         """The answer is written: on to the next request, or close the connection."""
-        request, self._active, self._task = self._active, None, None
+        request, self._active, self._task, self._call = self._active, None, None, None
         if self._lost:
             return
         unread = not request.complete or request.failed
@@ -327,7 +370,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def response_aborted(self) -> None:
         """The handler cut its own answer off: nothing to cancel, just drop the connection."""
-        self._active, self._task = None, None
+        self._active, self._task, self._call = None, None, None
         if not self._lost:
             self.transport.abort()
 

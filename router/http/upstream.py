@@ -15,7 +15,8 @@ One `Exchange` is one request and its response. Its `response` future resolves w
 headers are in; the body then arrives in a buffer the caller reads (whole, or chunk by chunk with the
 replica's socket paused while the buffer is full). An exchange the caller gives up on (504, client gone)
 can be `hold`-ed: its callback runs once the replica has answered, or at a time limit when the
-connection is closed.
+connection is closed. An exchange may instead tell a listener (`ExchangeListener`) of its headers and its
+end, for the request path in callbacks (`router/callback_forward.py`), which then needs no future.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import asyncio
 import ssl as ssl_module
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 import httptools
@@ -55,16 +56,32 @@ class ScoringTimeout(Exception):
     """The deadline passed before the replica's response headers."""
 
 
+class ExchangeListener(Protocol):
+    def exchange_answered(self, exchange: "Exchange") -> None:
+        """The status line and headers are in."""
+
+    def exchange_ended(self, exchange: "Exchange", error: BaseException | None) -> None:
+        """The response is complete (`error` None), or the exchange failed."""
+
+    def exchange_paused(self, exchange: "Exchange") -> None:
+        """A read from the replica ended with the headers in and the body not yet complete."""
+
+
 class Exchange(ReadFlow):
     """One request on a connection and the replica's response to it; the response body is read through
     `ReadFlow` (`read`, `chunks`), with the replica's socket paused while the client is slower."""
 
     __slots__ = ("response", "status", "headers", "content_length", "sent", "unsent", "_conn",
                  "_chunks", "_buffered", "_ended", "_error", "_waiter", "_on_end", "_timer", "_pump",
-                 "_read_timeout")
+                 "_read_timeout", "_loop", "listener")
 
-    def __init__(self, conn: "UpstreamConnection", read_timeout: float) -> None:
-        self.response: asyncio.Future = conn.loop.create_future()  # resolves (with None) at the headers
+    def __init__(self, conn: "UpstreamConnection", read_timeout: float,
+                 listener: ExchangeListener | None = None) -> None:
+        self._loop = conn.loop
+        # Resolves (with None) at the headers; a listener is told instead (and may `listen(None)` to hand
+        # the exchange on to a coroutine, which then reads the body through ReadFlow).
+        self.listener = listener
+        self.response: asyncio.Future | None = None if listener is not None else conn.loop.create_future()
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []  # raw, as the replica sent them
         self.content_length: int | None = None
@@ -85,7 +102,7 @@ class Exchange(ReadFlow):
 
     def time_out(self) -> None:
         """The scoring deadline passed: the caller stops waiting for the headers."""
-        if not self.response.done():
+        if self.response is not None and not self.response.done():
             self.response.set_exception(ScoringTimeout())
 
     def close(self) -> None:
@@ -101,7 +118,7 @@ class Exchange(ReadFlow):
             on_end()
             return
         self._on_end = on_end
-        self._timer = self.response.get_loop().call_later(max(0.0, until - time.monotonic()), self.close)
+        self._timer = self._loop.call_later(max(0.0, until - time.monotonic()), self.close)
 
     def pump(self, task: asyncio.Task) -> None:
         """`task` streams the request body; it is cancelled if the exchange ends first."""
@@ -112,7 +129,9 @@ class Exchange(ReadFlow):
     def _headers_done(self, status: int, headers: list[tuple[bytes, bytes]], length: int | None) -> None:
         """`headers`: the answer's, less hop-by-hop ones and those the client was told to drop."""
         self.status, self.headers, self.content_length = status, headers, length
-        if not self.response.done():
+        if self.listener is not None:
+            self.listener.exchange_answered(self)
+        elif not self.response.done():
             self.response.set_result(None)  # not self: exchange -> future -> exchange would be a cycle
 
     def _feed(self, chunk: bytes) -> None:
@@ -125,7 +144,7 @@ class Exchange(ReadFlow):
 
     def fail(self, error: BaseException) -> None:
         """The exchange ends with `error` (the upload broke off, the replica failed)."""
-        if not self.response.done():
+        if self.response is not None and not self.response.done():
             self.response.set_exception(error)
         self._end(error)
 
@@ -143,6 +162,8 @@ class Exchange(ReadFlow):
         self._wake()
         if self._on_end is not None:
             self._on_end()
+        if self.listener is not None:
+            self.listener.exchange_ended(self, error)
 
     # ---- ReadFlow ----------------------------------------------------------------------------
 
@@ -164,7 +185,7 @@ class Exchange(ReadFlow):
 
     async def _wait(self) -> None:
         # sock_read in aiohttp's terms: a replica that stalls mid-body for this long fails the request.
-        self._waiter = self.response.get_loop().create_future()
+        self._waiter = self._loop.create_future()
         try:
             async with asyncio.timeout(self._read_timeout):
                 await self._waiter
@@ -193,9 +214,9 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
 
     # ---- request side ------------------------------------------------------------------------
 
-    def start(self, data: bytes, read_timeout: float) -> Exchange:
+    def start(self, data: bytes, read_timeout: float, listener: ExchangeListener | None = None) -> Exchange:
         """Write a request head (and a body small enough to go with it) and return its exchange."""
-        exchange = self._exchange = Exchange(self, read_timeout)
+        exchange = self._exchange = Exchange(self, read_timeout, listener)
         self._headers, self._length, self._chunked = [], None, False
         self.transport.write(data)
         if self.transport.is_closing():
@@ -246,6 +267,10 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
             self.close()
             if self._exchange is not None:
                 self._exchange.fail(UpstreamError(f"invalid response from the replica: {e}"))
+            return
+        exchange = self._exchange
+        if exchange is not None and exchange.listener is not None and exchange.status:
+            exchange.listener.exchange_paused(exchange)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -317,11 +342,9 @@ class ReplicaConnections:
 
     async def get(self, timeout: float, fresh: bool = False) -> UpstreamConnection:
         """An idle kept-alive connection (unless `fresh`), else a new one."""
-        while self._idle and not fresh:
-            conn = self._idle.pop()  # the most recently used: the least likely to have been closed
-            conn.idle = False
-            if not conn.closed:
-                return conn
+        conn = None if fresh else self.idle()  # the most recently used: the least likely to have been closed
+        if conn is not None:
+            return conn
         try:
             async with asyncio.timeout(min(CONNECT_TIMEOUT, timeout)):
                 _, conn = await self.loop.create_connection(
@@ -330,6 +353,15 @@ class ReplicaConnections:
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e!r}",
                                isinstance(e, TimeoutError)) from e
         return conn
+
+    def idle(self) -> UpstreamConnection | None:
+        """An idle kept-alive connection, if there is one (no waiting)."""
+        while self._idle:
+            conn = self._idle.pop()
+            conn.idle = False
+            if not conn.closed:
+                return conn
+        return None
 
     def put(self, conn: UpstreamConnection) -> None:
         conn.idle_since = time.monotonic()
