@@ -131,7 +131,7 @@ class Exchange(ReadFlow):
         self.status, self.headers, self.content_length = status, headers, length
         if self.listener is not None:
             self.listener.exchange_answered(self)
-        elif not self.response.done():
+        elif self.response is not None and not self.response.done():  # None: a listener's, now held
             self.response.set_result(None)  # not self: exchange -> future -> exchange would be a cycle
 
     def _feed(self, chunk: bytes) -> None:

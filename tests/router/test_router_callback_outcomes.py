@@ -1,0 +1,121 @@
+"""Every way a request forwarded in callbacks (`router/callback_forward.py`) can end leaves what
+`proxy.forward` leaves: the slot given back and, when the replica answered whole on a kept-alive
+connection, that connection reused. Replicas here speak raw HTTP on 127.0.0.1 and count connections."""
+import asyncio
+import time
+
+import pytest
+import pytest_asyncio
+
+import router.callback_forward
+from router_testkit import service_config
+
+SCORE = "/api/v1/service/echo/score"
+pytestmark = pytest.mark.asyncio
+
+
+class SlowReplica:
+    """Keeps connections alive and counts them; answers with the request's query (`ok` without one), after
+    `sleep=<s>` seconds if asked; `tail` in the query: a second, unasked-for answer follows in the same write
+    (a replica whose answers run past their length)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.answered = 0
+        self.server = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            for _ in range(100):  # bounded
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ")[1]
+                if b"sleep=" in target:
+                    await asyncio.sleep(float(target.split(b"sleep=")[1]))
+                body = target.partition(b"?")[2] or b"ok"
+                answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                if b"tail" in body:
+                    answer += b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+                writer.write(answer)
+                await writer.drain()
+                self.answered += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+def in_callbacks(monkeypatch):
+    """How many requests were forwarded in callbacks."""
+    taken = []
+    original = router.callback_forward.CallbackForward
+
+    def counted(*args):
+        taken.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(router.callback_forward, "CallbackForward", counted)
+    return taken
+
+
+async def until(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+@pytest_asyncio.fixture
+async def slow_replica():
+    replica = SlowReplica()
+    url = await replica.start()
+    yield replica, url
+    await replica.close()
+
+
+async def test_after_a_504_in_callbacks_the_replica_connection_is_reused_once_it_answers(slow_replica, router_client,
+                                                                                        in_callbacks):
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config(
+        [url], scoringTimeoutMs=200, replicaTimeoutMs=5000)}})
+    pool = router_.services["echo"].pool
+    assert (await client.get(SCORE)).status == 200  # opens the connection
+    resp = await client.get(SCORE + "?sleep=0.5")
+    assert resp.status == 504 and len(in_callbacks) == 1
+    assert await until(lambda: replica.answered == 2 and pool.in_flight == 0)
+    await asyncio.sleep(0.05)
+    resp = await client.get(SCORE)
+    assert resp.status == 200 and await resp.read() == b"ok"
+    assert len(in_callbacks) == 2
+    assert replica.connections == 1  # the answer the router stopped waiting for left the connection reusable
+
+
+async def test_after_a_client_left_in_callbacks_the_replica_connection_is_reused_once_it_answers(
+        slow_replica, router_client, in_callbacks):
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config([url])}})
+    pool = router_.services["echo"].pool
+    assert (await client.get(SCORE)).status == 200
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(f"GET {SCORE}?sleep=0.3 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    assert await until(lambda: pool.in_flight == 1)
+    writer.close()
+    assert await until(lambda: replica.answered == 2 and pool.in_flight == 0)
+    await asyncio.sleep(0.05)
+    resp = await client.get(SCORE)
+    assert resp.status == 200 and await resp.read() == b"ok"
+    assert len(in_callbacks) == 2
+    assert replica.connections == 1
+
