@@ -211,6 +211,8 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self._chunked = False
         self._headers: list[tuple[bytes, bytes]] = []
         self._close_delimited = False
+        self._feeding = False  # in the parser: an answer that ends here is offered for reuse after the read
+        self._reuse = False
 
     # ---- request side ------------------------------------------------------------------------
 
@@ -251,7 +253,12 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
             # The answer may have ended in the read that filled its buffer and paused the socket: an idle
             # connection must read again, or the next answer on it is never seen.
             self.resume()
-            self._replica.put(self)
+            if self._feeding:
+                # Not yet: the callbacks this answer ends in may start a request, and the rest of this read
+                # (bytes past the answer, which close the connection) must not become that one's answer.
+                self._reuse = True
+            else:
+                self._replica.put(self)
         else:
             self.close()
 
@@ -261,6 +268,7 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as e:
@@ -268,6 +276,12 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
             if self._exchange is not None:
                 self._exchange.fail(UpstreamError(f"invalid response from the replica: {e}"))
             return
+        finally:
+            self._feeding = False
+        if self._reuse:
+            self._reuse = False
+            if not self.closed:
+                self._replica.put(self)
         exchange = self._exchange
         if exchange is not None and exchange.listener is not None and exchange.status:
             exchange.listener.exchange_paused(exchange)

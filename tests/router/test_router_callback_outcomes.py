@@ -119,3 +119,24 @@ async def test_after_a_client_left_in_callbacks_the_replica_connection_is_reused
     assert len(in_callbacks) == 2
     assert replica.connections == 1
 
+
+async def test_a_pipelined_request_never_takes_the_rest_of_the_answer_before_it(slow_replica, router_client,
+                                                                               in_callbacks):
+    """The first answer is forwarded from the replica's read, and the next pipelined request starts right
+    there; it must not go on the connection whose read still holds bytes past that answer (an unasked-for
+    answer here), or those bytes become its answer."""
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config([url])}})
+    assert (await client.get(SCORE)).status == 200  # opens the connection
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(f"GET {SCORE}?n=1&tail HTTP/1.1\r\nHost: x\r\n\r\n"
+                     f"GET {SCORE}?n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        answers = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    assert answers.count(b"HTTP/1.1 200 OK") == 2, answers
+    assert answers.endswith(b"\r\n\r\nn=2"), answers
+    assert b"forged" not in answers
+    assert router_.services["echo"].pool.in_flight == 0
