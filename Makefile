@@ -83,11 +83,11 @@ run: $(VENV)/.installed
 
 # A token for a token-auth service of the running stack: make token SERVICE=sentiment
 token: $(VENV)/.installed
-	$(PY) -m local token --stack $(STACK) --service $(SERVICE)
+	$(PY) -m aks_serving token $(SERVICE) --local --stack $(STACK)
 
-# Live replicas, load and scaling decisions of the running stack.
+# Live replicas, load and scaling decisions of the running stack, redrawn until Ctrl-C.
 status: $(VENV)/.installed
-	$(PY) -m local status --stack $(STACK)
+	$(PY) -m aks_serving status --local --stack $(STACK) --watch
 
 # A service's replica logs of the running stack: make logs SERVICE=diabetes [VERSION=v2] [TAIL=50] [FOLLOW=1]
 logs: $(VENV)/.installed

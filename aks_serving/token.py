@@ -5,6 +5,8 @@ import json
 
 from aks_serving.errors import CommandError
 from aks_serving.target import Target, auth_owner, owners_with_auth
+from router.auth import token_source
+from router.settings import TokenAuth
 
 
 def add_parser(verbs, common) -> None:
@@ -25,7 +27,6 @@ def run(target: Target, args) -> int:
     settings = auth["token"]
     if settings.get("discoveryUrl") or settings.get("jwksUrl"):
         # The router trusts an identity provider's tokens here, not ours: only that provider mints them.
-        raise CommandError(f"{args.service} accepts tokens from {settings['issuer']} for audience "
-                           f"{settings['audience']}; get one from that issuer", 2)
+        raise CommandError(f"{args.service}: {token_source(TokenAuth.model_validate(settings))}", 2)
     print(json.dumps(target.mint_token(args.service, settings)))
     return 0

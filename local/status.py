@@ -1,9 +1,7 @@
-"""`make status`: the running stack's services, live, refreshed in place on a terminal."""
+"""The router's admin /status as `make status`'s table (aks_serving/status.py draws it, live or once)."""
 from __future__ import annotations
 
 import json
-import sys
-import time
 import urllib.request
 
 HEADER = ("SERVICE", "REPLICAS", "DESIRED", "MIN-MAX", "UTIL %", "IN FLIGHT", "QUEUED", "LAST SCALING")
@@ -29,26 +27,3 @@ def _row(name: str, s: dict, now: float) -> tuple[str, ...]:
 def fetch(admin_url: str) -> dict:
     with urllib.request.urlopen(f"{admin_url}/status", timeout=5) as response:
         return json.loads(response.read())
-
-
-def watch(deployment, once: bool = False, interval: float = 1.0) -> int:
-    info_file = deployment.state / "deployment.json"
-    if not info_file.exists():
-        print(f"{deployment.stack} is not running here (no {info_file}); start it with `make run`", file=sys.stderr)
-        return 1
-    admin = json.loads(info_file.read_text())["admin"]
-    live = sys.stdout.isatty() and not once
-    try:
-        while True:
-            try:
-                screen = render(fetch(admin), time.time())
-            except OSError as err:
-                print(f"cannot reach the router's admin port {admin}: {err}", file=sys.stderr)
-                return 1
-            # Home the cursor and clear: the table is redrawn in place instead of scrolling.
-            print(("\x1b[H\x1b[2J" if live else "") + screen, flush=True)
-            if not live:
-                return 0
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        return 0

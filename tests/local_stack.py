@@ -41,9 +41,15 @@ class LocalRun:
     admin_port: int
     output: Path
 
-    def args(self, command: str) -> list[str]:
-        return [sys.executable, "-m", "local", command, "--stack", "e2e", "--stack-file", str(self.stack_file),
+    def run_args(self) -> list[str]:
+        return [sys.executable, "-m", "local", "run", "--stack", "e2e", "--stack-file", str(self.stack_file),
                 "--state-dir", str(self.state), "--port", str(self.port), "--admin-port", str(self.admin_port)]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """`python -m aks_serving VERB ... --local` on this run, as `make token`, `make status` ... call it."""
+        return subprocess.run([sys.executable, "-m", "aks_serving", *args, "--local", "--stack", "e2e",
+                               "--stack-file", str(self.stack_file), "--state-dir", str(self.state)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
 
     def deployment(self) -> dict:
         return json.loads((self.state / "deployment.json").read_text())
@@ -56,7 +62,7 @@ def start(stack_file: Path, state: Path, port: int | None = None, env: dict | No
     output = state.parent / f"{state.name}.out"
     run = LocalRun(None, state, stack_file, port or free_port(), free_port(), output)
     with open(output, "wb") as out:
-        run.process = subprocess.Popen(run.args("run"), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+        run.process = subprocess.Popen(run.run_args(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     return run
 
 

@@ -30,12 +30,6 @@ def running(tmp_path_factory):
         yield run
 
 
-def cli(run, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aks_serving", *args, "--local", "--stack", "e2e",
-                           "--stack-file", str(run.stack_file), "--state-dir", str(run.state)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-
-
 def score(run, key: str) -> int:
     uri = run.deployment()["services"]["diabetes"]["scoringUri"]
     return requests.post(uri, json={"data": [DIABETES_ROW]}, headers={"Authorization": f"Bearer {key}"},
@@ -44,19 +38,19 @@ def score(run, key: str) -> int:
 
 def test_logs_are_each_replicas_own_file_prefixed_by_replica(running):
     assert score(running, running.deployment()["services"]["diabetes"]["primaryKey"]) == 200
-    result = cli(running, "logs", "diabetes")
+    result = running.cli("logs", "diabetes")
     assert result.returncode == 0, result.stderr
     replicas = {line.split("]", 1)[0] + "]" for line in result.stdout.splitlines()}
     assert len(replicas) == 2 and all(r.startswith("[replica-") for r in replicas)
     assert '"POST /score' in result.stdout  # gunicorn's access log line of the call above
-    tail = cli(running, "logs", "diabetes", "--tail", "1")
+    tail = running.cli("logs", "diabetes", "--tail", "1")
     assert len(tail.stdout.splitlines()) == 2  # one line of each replica
     # The replicas' output is no longer in the router's log.
     assert '"POST /score' not in (running.state / "router.log").read_text()
-    version = cli(running, "logs", "sentiment-ab", "--version", "v2", "--tail", "3")
+    version = running.cli("logs", "sentiment-ab", "--version", "v2", "--tail", "3")
     assert version.returncode == 0 and not version.stdout.startswith("[")  # one replica: no prefix
     assert "sentiment-ab is an endpoint: pick a version with --version (v1 (default), v2)" in \
-        cli(running, "logs", "sentiment-ab").stderr
+        running.cli("logs", "sentiment-ab").stderr
 
 
 def test_logs_follow_shows_a_request_as_it_is_served(running):
@@ -82,7 +76,7 @@ def test_logs_follow_shows_a_request_as_it_is_served(running):
 
 
 def test_status_is_the_make_status_table(running):
-    result = cli(running, "status")
+    result = running.cli("status")
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.split()[:3] == ["SERVICE", "REPLICAS", "DESIRED"]
@@ -90,7 +84,7 @@ def test_status_is_the_make_status_table(running):
 
 
 def test_token_is_accepted_by_the_running_router(running):
-    result = cli(running, "token", "sentiment")
+    result = running.cli("token", "sentiment")
     assert result.returncode == 0, result.stderr
     token = json.loads(result.stdout)
     assert token["refreshAfter"] < token["expiryOn"]
@@ -104,7 +98,7 @@ def test_regen_key_swaps_the_key_file_and_deployment_json_and_the_other_key_keep
     before = running.deployment()["services"]["diabetes"]
     old_secondary = before["secondaryKey"]
     with ThreadPoolExecutor(1) as pool:
-        rotation = pool.submit(cli, running, "regen-key", "diabetes", "secondary")
+        rotation = pool.submit(running.cli, "regen-key", "diabetes", "secondary")
         statuses, deadline = [], time.monotonic() + 60  # bounded, whatever happens
         while time.monotonic() < deadline and not rotation.done():
             statuses.append(score(running, before["primaryKey"]))
@@ -119,8 +113,8 @@ def test_regen_key_swaps_the_key_file_and_deployment_json_and_the_other_key_keep
     key_file = running.state / "keys" / "diabetes" / "secondary"
     assert key_file.read_text() == after["secondaryKey"] and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((running.state / "deployment.json").stat().st_mode) == 0o600
-    assert json.loads(cli(running, "keys", "diabetes").stdout) == {"primaryKey": after["primaryKey"],
-                                                                   "secondaryKey": after["secondaryKey"]}
+    assert json.loads(running.cli("keys", "diabetes").stdout) == {"primaryKey": after["primaryKey"],
+                                                                  "secondaryKey": after["secondaryKey"]}
     deadline = time.monotonic() + 10  # the router re-reads key files at most once a second
     while score(running, old_secondary) != 401 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import stat
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from local_stack import ROOT, dev_config, served, write_stack
+from local_stack import dev_config, served, write_stack
 
 DIABETES_ROW = [0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.02, -0.018]
 
@@ -49,8 +48,8 @@ def ready_replicas(run, service: str) -> float:
 
 
 def token(run, service: str) -> str:
-    result = subprocess.run(run.args("token") + ["--service", service], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120, check=True)
+    result = run.cli("token", service)
+    assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["accessToken"]
 
 
@@ -130,9 +129,9 @@ def test_load_scales_the_slow_model_up_then_down_after_the_window(running):
         list(pool.map(caller, range(6)))
     assert ready_replicas(running, "sentiment") >= 2
     assert _back_to_one_replica(running, "sentiment")  # idle now: back to the minimum after the 3 s window
-    status = subprocess.run(running.args("status") + ["--once"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, check=True).stdout
-    [row] = [line for line in status.splitlines() if line.startswith("sentiment ")]
+    status = running.cli("status")
+    assert status.returncode == 0, status.stderr
+    [row] = [line for line in status.stdout.splitlines() if line.startswith("sentiment ")]
     assert row.split()[1:5] == ["1/1", "ready", "1", "1-3"] and "(down," in row  # the last decision
 
 

@@ -5,12 +5,11 @@ its own), since Entra cannot be reached here; the local run trusts the test CA t
 machine behind a TLS-inspecting proxy would."""
 import asyncio
 import os
-import subprocess
 import threading
 
 import pytest
 
-from local_stack import ROOT, served, write_stack
+from local_stack import served, write_stack
 from tests.router.oidc_standin import StandInIssuer
 from test_local_deployment import score
 
@@ -69,8 +68,7 @@ def test_the_issuers_tokens_score_and_others_are_refused(running):
 
 def test_make_token_says_where_tokens_come_from(running):
     run, issuer = running
-    result = subprocess.run(run.args("token") + ["--service", "sentiment"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = run.cli("token", "sentiment")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip() == (f"SERVICE=sentiment: tokens come from the identity provider {issuer.issuer}, "
+    assert result.stderr.strip() == (f"error: sentiment: tokens come from the identity provider {issuer.issuer}, "
                                      f"not from this stack: ask it for an access token with audience api://sentiment")
