@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import inspect
 import logging
 import ssl as ssl_module
 import struct
@@ -80,6 +81,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._parsing: Request | None = None  # the request whose head or body is being received
         self._active: Request | None = None  # the request being answered
         self._task: asyncio.Task | None = None
+        self._work: Awaitable[None] | None = None  # what `_task` runs
         self._call: Callable[[], None] | None = None  # cancels the request in progress in callbacks
         self._feeding = False  # in the parser: a request whose head is in waits for the rest of the read
         self._starting: Request | None = None
@@ -134,6 +136,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()  # nobody is left to answer
             self._task = None
+            work = self._work
+            if inspect.iscoroutine(work) and inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
+                work.close()  # cancelled before its first step, it never runs: without a warning that it did not
         if self._call is not None:
             cancel, self._call = self._call, None
             cancel()
@@ -249,7 +254,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
                          cancel: Callable[[], None] | None = None) -> None:
         """The handler goes on in a coroutine (from the start, or after callbacks, whose `cancel` still runs
         if the client leaves: a task cancelled before its first step never runs the coroutine's cleanup)."""
-        self._call = cancel
+        self._call, self._work = cancel, work
         self._task = self.loop.create_task(self._run(work, response))
 
     async def _run(self, work: Awaitable[None], response: Response) -> None:

@@ -2,7 +2,13 @@
 `proxy.forward` leaves: the slot given back and, when the replica answered whole on a kept-alive
 connection, that connection reused. Replicas here speak raw HTTP on 127.0.0.1 and count connections."""
 import asyncio
+import gc
+import io
+import json
+import socket
+import struct
 import time
+import warnings
 
 import pytest
 import pytest_asyncio
@@ -55,13 +61,13 @@ class SlowReplica:
 
 @pytest.fixture
 def in_callbacks(monkeypatch):
-    """How many requests were forwarded in callbacks."""
+    """The requests forwarded in callbacks (their `CallbackForward`s)."""
     taken = []
     original = router.callback_forward.CallbackForward
 
     def counted(*args):
-        taken.append(args)
-        return original(*args)
+        taken.append(original(*args))
+        return taken[-1]
 
     monkeypatch.setattr(router.callback_forward, "CallbackForward", counted)
     return taken
@@ -140,3 +146,93 @@ async def test_a_pipelined_request_never_takes_the_rest_of_the_answer_before_it(
     assert answers.endswith(b"\r\n\r\nn=2"), answers
     assert b"forged" not in answers
     assert router_.services["echo"].pool.in_flight == 0
+
+
+async def test_shutdown_waits_for_a_request_in_callbacks_and_cuts_it_off_at_the_grace(slow_replica, router_client,
+                                                                                     in_callbacks):
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config([url])}})
+    pool = router_.services["echo"].pool
+    assert (await client.get(SCORE)).status == 200
+    loop = asyncio.get_running_loop()
+    waited = await asyncio.open_connection(client.host, client.port)
+    cut = await asyncio.open_connection(client.host, client.port)
+    waited[1].write(f"GET {SCORE}?sleep=0.4 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert await until(lambda: pool.in_flight == 1)
+    assert (await client.get(SCORE)).status == 200  # a second connection to the replica for the next one
+    cut[1].write(f"GET {SCORE}?sleep=2 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert await until(lambda: pool.in_flight == 2)
+    assert len(in_callbacks) == 2
+    started = loop.time()
+    await client.server.shutdown(grace=0.6)
+    assert 0.5 < loop.time() - started < 1.5  # the 2 s request held it for the grace, no longer
+    answer = await asyncio.wait_for(waited[0].read(), 5)
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in answer and answer.endswith(b"sleep=0.4")
+    assert await asyncio.wait_for(cut[0].read(), 5) == b""  # cut off with nothing sent
+    assert pool.in_flight == 1  # the replica still computes the cut-off request: its slot waits for it
+    assert await until(lambda: pool.in_flight == 0)
+    for _, writer in (waited, cut):
+        writer.close()
+
+
+class HeldReplica:
+    """Answers the first request on each connection at once; holds later ones until the test answers them
+    itself (`writers`), so the test decides what the router reads from the replica and when."""
+
+    def __init__(self) -> None:
+        self.held: asyncio.Queue = asyncio.Queue()
+        self.server = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await reader.readuntil(b"\r\n\r\n")
+            await self.held.put(writer)
+            await reader.read()  # until the router closes the connection
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_a_client_gone_before_the_handed_over_task_starts_is_499_and_leaves_no_coroutine_unawaited(
+        router_client, in_callbacks):
+    """The replica's headers announce a large answer, so the callbacks hand the request to a task; the client's
+    reset is seen in the same turn of the loop just before, so the task is cancelled before its first step
+    (asyncio runs ready I/O in the order it became ready: the reset is sent first)."""
+    replica = HeldReplica()
+    url = await replica.start()
+    try:
+        client, router_ = await router_client({"services": {"echo": service_config([url])}})
+        router_.access_log._stream = io.StringIO()
+        pool = router_.services["echo"].pool
+        assert (await client.get(SCORE)).status == 200
+        sock = socket.create_connection((client.host, client.port))
+        sock.sendall(f"GET {SCORE} HTTP/1.1\r\nHost: x\r\nx-request-id: gone\r\n\r\n".encode())
+        writer = await asyncio.wait_for(replica.held.get(), 5)
+        assert len(in_callbacks) == 1 and pool.in_flight == 1
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, then (without yielding to the loop) the replica's headers
+        writer.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000)
+        time.sleep(0.05)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert await until(lambda: pool.in_flight == 0)
+            await asyncio.sleep(0.3)
+            gc.collect()
+        router_.access_log.flush()
+        lines = [json.loads(line) for line in router_.access_log._stream.getvalue().splitlines()]
+        assert not in_callbacks[-1]._relaying  # the task the request was handed to never started
+        assert [(e["requestId"], e["status"]) for e in lines if e["requestId"] == "gone"] == [("gone", 499)]
+        assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    finally:
+        await replica.close()
