@@ -132,9 +132,11 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
     method, target, headers = request_head(request, path, request_id, body_length, chunked)
     replica = None
     fresh = attempt.fresh  # once a kept-alive connection failed: from then on only new connections
+    # The callbacks' pick is preferred, but the log names a replica only once this request has one.
+    prefer, attempt.replica = attempt.replica, None
     while True:
         if replica is None:
-            replica = pool.try_acquire(prefer=attempt.replica)
+            replica = pool.try_acquire(prefer=prefer)
             if replica is None:
                 replica = await _wait_for_slot(pool, queue_wait, deadline, attempt)
                 if request.failed:  # the body broke off while the request queued: no replica is to see it

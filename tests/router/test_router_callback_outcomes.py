@@ -23,7 +23,8 @@ pytestmark = pytest.mark.asyncio
 class SlowReplica:
     """Keeps connections alive and counts them; answers with the request's query (`ok` without one), after
     `sleep=<s>` seconds if asked; `tail` in the query: a second, unasked-for answer follows in the same write
-    (a replica whose answers run past their length)."""
+    (a replica whose answers run past their length); `garbage`: bytes that are not HTTP; `204` or `304`: that
+    status, without a body; `close`: an answer with `Connection: close` (the replica closes after it)."""
 
     def __init__(self) -> None:
         self.connections = 0
@@ -44,11 +45,19 @@ class SlowReplica:
                     await asyncio.sleep(float(target.split(b"sleep=")[1]))
                 body = target.partition(b"?")[2] or b"ok"
                 answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                if body in (b"204", b"304"):
+                    answer = b"HTTP/1.1 %s Whatever\r\nETag: \"e\"\r\n\r\n" % body
+                if body == b"close":
+                    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nclose"
+                if b"garbage" in body:
+                    answer = b"\x00 not http at all\r\n\r\n"
                 if b"tail" in body:
                     answer += b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
                 writer.write(answer)
                 await writer.drain()
                 self.answered += 1
+                if body == b"close":
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -236,3 +245,78 @@ async def test_a_client_gone_before_the_handed_over_task_starts_is_499_and_leave
         assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
     finally:
         await replica.close()
+
+
+async def test_pipelined_requests_in_one_read_are_answered_in_order_on_one_replica_connection(
+        slow_replica, router_client, in_callbacks):
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config([url])}})
+    assert (await client.get(SCORE)).status == 200
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(b"".join(f"GET {SCORE}?n={i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(5)) +
+                     f"GET {SCORE}?n=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        answers = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in answers.split(b"HTTP/1.1 ")[1:]]
+    assert bodies == [b"n=%d" % i for i in range(6)], answers
+    assert replica.connections == 1 and router_.services["echo"].pool.in_flight == 0
+    assert len(in_callbacks) >= 1
+
+
+async def test_garbage_answered_in_callbacks_is_502_the_slot_freed_and_the_connection_dropped(
+        slow_replica, router_client, in_callbacks):
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config([url])}})
+    pool = router_.services["echo"].pool
+    assert (await client.get(SCORE)).status == 200
+    resp = await client.get(SCORE + "?garbage")
+    assert resp.status == 502 and await resp.read() == b"replica failed\n"
+    assert len(in_callbacks) == 1 and pool.in_flight == 0
+    resp = await client.get(SCORE)
+    assert resp.status == 200 and await resp.read() == b"ok"
+    assert replica.connections == 2  # the connection that carried garbage was not used again
+
+
+async def test_bodiless_and_closing_answers_in_callbacks_keep_the_slot_count_and_connection_reuse_right(
+        slow_replica, router_client, in_callbacks):
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config([url])}})
+    pool = router_.services["echo"].pool
+    assert (await client.get(SCORE)).status == 200
+    for status in (204, 304):
+        resp = await client.get(SCORE + f"?{status}")
+        assert resp.status == status and await resp.read() == b"" and "Content-Length" not in resp.headers
+        assert resp.headers["ETag"] == '"e"'
+    assert len(in_callbacks) == 2 and replica.connections == 1 and pool.in_flight == 0
+    resp = await client.get(SCORE + "?close")
+    assert resp.status == 200 and await resp.read() == b"close" and "Connection" not in resp.headers
+    assert len(in_callbacks) == 3 and pool.in_flight == 0
+    resp = await client.get(SCORE)
+    assert resp.status == 200 and await resp.read() == b"ok"
+    assert replica.connections == 2  # after `Connection: close`, a new connection
+
+
+async def test_a_request_refused_in_the_queue_logs_no_replica_even_if_the_callbacks_picked_one(
+        slow_replica, router_client, in_callbacks):
+    """Two requests arrive in one turn of the loop with one slot free and no idle connection: both are picked
+    for the replica in callbacks and go on to `forward`; the second finds the slot taken and gets 503 from the
+    queue. Its log line names no replica, as `forward` alone would log it: it never reached one."""
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config(
+        [url], maxConcurrentPerReplica=1, maxQueueWaitMs=100)}})
+    router_.access_log._stream = io.StringIO()
+    socks = [socket.create_connection((client.host, client.port)) for _ in range(2)]
+    try:
+        for i, sock in enumerate(socks):  # both sent before the loop runs again
+            sock.sendall(f"GET {SCORE}?sleep=0.5 HTTP/1.1\r\nHost: x\r\nx-request-id: q{i}\r\n\r\n".encode())
+        assert await until(lambda: len(router_.access_log._lines) == 1)
+        router_.access_log.flush()
+        (line,) = [json.loads(text) for text in router_.access_log._stream.getvalue().splitlines()]
+        assert line["status"] == 503 and line["replica"] is None, line
+        assert await until(lambda: replica.answered == 1)
+    finally:
+        for sock in socks:
+            sock.close()
