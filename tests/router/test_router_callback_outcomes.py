@@ -5,6 +5,7 @@ import asyncio
 import gc
 import io
 import json
+import re
 import socket
 import struct
 import time
@@ -41,8 +42,9 @@ class SlowReplica:
             for _ in range(100):  # bounded
                 head = await reader.readuntil(b"\r\n\r\n")
                 target = head.split(b" ")[1]
-                if b"sleep=" in target:
-                    await asyncio.sleep(float(target.split(b"sleep=")[1]))
+                sleep = re.search(rb"sleep=([0-9.]+)", target)
+                if sleep:
+                    await asyncio.sleep(float(sleep[1]))
                 body = target.partition(b"?")[2] or b"ok"
                 answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
                 if body in (b"204", b"304"):
@@ -320,3 +322,73 @@ async def test_a_request_refused_in_the_queue_logs_no_replica_even_if_the_callba
     finally:
         for sock in socks:
             sock.close()
+
+
+class EchoReplica:
+    """Keeps connections alive, echoes each request's body, and keeps each connection's writer (`writers`) so a
+    test can reset a connection itself; counts the bodies it received."""
+
+    def __init__(self) -> None:
+        self.writers: list[asyncio.StreamWriter] = []
+        self.bodies: list[bytes] = []
+        self.server = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        try:
+            for _ in range(100):  # bounded
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
+                body = await reader.readexactly(length)
+                self.bodies.append(body)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_a_kept_alive_connection_found_reset_in_callbacks_sends_the_body_once_on_a_new_one(
+        router_client, in_callbacks):
+    """The replica resets its idle connection and, in the same turn of the loop, a request comes that the
+    callbacks would send on it: the write fails at once, so the request goes (once, body and all) on a new
+    connection, counted as a retry."""
+    replica = EchoReplica()
+    url = await replica.start()
+    try:
+        client, router_ = await router_client({"services": {"echo": service_config([url])}})
+        router_.access_log._stream = io.StringIO()
+        assert (await client.post(SCORE, data=b"warm")).status == 200
+        sock = socket.create_connection((client.host, client.port))
+        try:
+            await asyncio.sleep(0.1)  # the router has accepted the connection and reads it
+            idle = replica.writers[0].get_extra_info("socket")
+            idle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            replica.writers[0].transport.abort()  # a reset, then (without yielding to the loop) the request
+            sock.sendall(f"POST {SCORE} HTTP/1.1\r\nHost: x\r\nx-request-id: again\r\nContent-Length: 7\r\n\r\n"
+                         "payload".encode())
+            time.sleep(0.05)
+            sock.settimeout(5)
+            answer = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
+        finally:
+            sock.close()
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\npayload"), answer
+        assert len(in_callbacks) == 1  # the callbacks took the request, found the connection reset, handed it on
+        assert replica.bodies == [b"warm", b"payload"] and len(replica.writers) == 2
+        assert router_.services["echo"].pool.in_flight == 0
+        router_.access_log.flush()
+        (line,) = [json.loads(text) for text in router_.access_log._stream.getvalue().splitlines()
+                   if '"again"' in text]
+        assert line["status"] == 200 and line["retries"] == 1 and line["replica"] == url
+        assert router_.metrics.registry.get_sample_value("router_retries_total", {"service": "echo"}) == 1
+    finally:
+        await replica.close()
