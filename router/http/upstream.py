@@ -299,6 +299,10 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
 
     # ---- httptools callbacks -----------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._exchange is None:  # an answer nobody asked for: the next request's answer would be read after it
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         # One pass: framing read, hop-by-hop (and the caller's) dropped, the rest kept as sent.
         lowered = name.lower()

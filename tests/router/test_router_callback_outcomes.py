@@ -24,7 +24,7 @@ pytestmark = pytest.mark.asyncio
 class SlowReplica:
     """Keeps connections alive and counts them; answers with the request's query (`ok` without one), after
     `sleep=<s>` seconds if asked; `tail` in the query: a second, unasked-for answer follows in the same write
-    (a replica whose answers run past their length); `garbage`: bytes that are not HTTP; `204` or `304`: that
+    (a replica whose answers run past their length), `partial`: the start of one; `garbage`: bytes that are not HTTP; `204` or `304`: that
     status, without a body; `close`: an answer with `Connection: close` (the replica closes after it)."""
 
     def __init__(self) -> None:
@@ -53,6 +53,8 @@ class SlowReplica:
                     answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nclose"
                 if b"garbage" in body:
                     answer = b"\x00 not http at all\r\n\r\n"
+                if body == b"partial":
+                    answer += b"HTTP/1.1 200 OK\r\nX-Unasked: 1\r\n"  # the start of an answer, never finished
                 if b"tail" in body:
                     answer += b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
                 writer.write(answer)
@@ -392,3 +394,20 @@ async def test_a_kept_alive_connection_found_reset_in_callbacks_sends_the_body_o
         assert router_.metrics.registry.get_sample_value("router_retries_total", {"service": "echo"}) == 1
     finally:
         await replica.close()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["forward", "callbacks"])
+async def test_a_connection_left_with_half_an_unasked_for_answer_is_not_used_again(slow_replica, router_client,
+                                                                                   warm):
+    """A replica whose answer ran on into the start of another: the next request on that connection would be
+    read against it (and fail after the replica had it), so the connection is dropped instead."""
+    replica, url = slow_replica
+    client, router_ = await router_client({"services": {"echo": service_config([url])}})
+    if warm:  # the request under test then goes in callbacks
+        assert (await client.get(SCORE)).status == 200
+    resp = await client.get(SCORE + "?partial")
+    assert resp.status == 200 and await resp.read() == b"partial"
+    await asyncio.sleep(0.05)
+    resp = await client.get(SCORE + "?next")
+    assert resp.status == 200 and await resp.read() == b"next"
+    assert replica.connections == 2 and router_.services["echo"].pool.in_flight == 0
