@@ -124,6 +124,7 @@ class CallbackForward:
         """The deadline passed before the replica's headers: 504, and the slot stays taken until the replica
         answers or its own scoring timeout passes."""
         call = self._call
+        self._timer = None  # a fired handle keeps its callback: no cycle left for the collector
         self._hold()
         call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
         self._scoring.fail(call, 504, "scoring timed out")

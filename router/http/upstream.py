@@ -162,8 +162,9 @@ class Exchange(ReadFlow):
         self._wake()
         if self._on_end is not None:
             self._on_end()
-        if self.listener is not None:
-            self.listener.exchange_ended(self, error)
+        listener, self.listener = self.listener, None  # it holds the exchange: no cycle left for the collector
+        if listener is not None:
+            listener.exchange_ended(self, error)
 
     # ---- ReadFlow ----------------------------------------------------------------------------
 

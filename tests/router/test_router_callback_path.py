@@ -3,6 +3,7 @@ kept-alive connection to its replica is forwarded and answered without a task; e
 connection with one request, so the request under test takes the callback path, and checks the rule
 `proxy.forward` keeps for the same event (deadline, client leaving, split or large answers, endpoints)."""
 import asyncio
+import gc
 import io
 import json
 import time
@@ -158,3 +159,23 @@ async def test_an_endpoint_version_answered_in_callbacks_names_the_version(model
         assert resp.status == 200 and resp.headers["azureml-model-deployment"] == "blue"
     assert len(in_callbacks) == 1
     assert [e["version"] for e in logged(router_)] == ["blue", "blue"]
+
+
+async def test_requests_in_callbacks_leave_no_reference_cycle(models, router_client, in_callbacks):
+    """Garbage in a cycle waits for the cyclic collector, whose passes then cost every request: the callback
+    path must leave its objects to reference counting (an exchange and its listener once held each other)."""
+    (m,) = await models(1)
+    client, _ = await router_client({"services": {"echo": service_config([m.url])}})
+    assert (await client.get(SCORE)).status == 200
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(50):
+            assert (await client.post(SCORE, data=b"x")).status == 200
+        gc.collect()
+        cyclic = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert len(in_callbacks) == 50
+    assert not cyclic & {"CallbackForward", "Exchange", "Call", "Request", "Response"}
