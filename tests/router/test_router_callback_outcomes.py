@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 import router.callback_forward
+import router.http.server
 from router_testkit import service_config
 
 SCORE = "/api/v1/service/echo/score"
@@ -411,3 +412,49 @@ async def test_a_connection_left_with_half_an_unasked_for_answer_is_not_used_aga
     resp = await client.get(SCORE + "?next")
     assert resp.status == 200 and await resp.read() == b"next"
     assert replica.connections == 2 and router_.services["echo"].pool.in_flight == 0
+
+
+async def test_a_pipelining_client_that_reads_nothing_holds_no_slot_and_is_cut_off(router_client, in_callbacks,
+                                                                                    monkeypatch):
+    """Small answers forwarded in callbacks pile up unread: the router starts no further pipelined request
+    while the client's buffer is full, holds no replica slot meanwhile, and cuts the client off after the
+    send timeout; requests it never started never reach the replica."""
+    monkeypatch.setattr(router.http.server, "SWEEP_SECONDS", 0.05)
+    replica = EchoReplica()
+    url = await replica.start()
+    try:
+        client, router_ = await router_client({"services": {"echo": service_config([url])},
+                                               "router": {"limits": {"sendTimeoutSeconds": 0.5,
+                                                                     "responseBufferBytes": 64 * 1024}}})
+        pool = router_.services["echo"].pool
+        assert (await client.post(SCORE, data=b"warm")).status == 200
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((client.host, client.port))
+        body = b"x" * 60_000
+        request = f"POST {SCORE} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        try:
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            sent = 0
+            for _ in range(300):  # bounded: the router stops reading once requests wait behind unread answers
+                try:
+                    await asyncio.wait_for(loop.sock_sendall(sock, request), 0.5)
+                    sent += 1
+                except asyncio.TimeoutError:
+                    break
+            assert await until(lambda: pool.in_flight == 0)
+            (held,) = [c for c in client.server.connections if c._pending]  # requests wait behind unread answers
+            assert await until(lambda: held._active is None, 5)
+            reached = len(replica.bodies)
+            assert 1 < reached < sent + 1  # answers went out until the buffers were full, then nothing started
+            assert pool.in_flight == 0
+            assert await until(lambda: held not in client.server.connections, 5)  # cut off after the send timeout
+            await asyncio.sleep(0.2)
+            assert len(replica.bodies) == reached and pool.in_flight == 0
+        finally:
+            sock.close()
+        assert (await client.post(SCORE, data=b"after")).status == 200
+        assert len(in_callbacks) >= 2
+    finally:
+        await replica.close()
