@@ -51,6 +51,21 @@ async def models():
 
 
 @pytest.fixture
+def in_callbacks(monkeypatch):
+    """The requests forwarded in callbacks (router/callback_forward.py), as their `CallbackForward`s."""
+    import router.callback_forward
+    taken = []
+    original = router.callback_forward.CallbackForward
+
+    def counted(*args):
+        taken.append(original(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(router.callback_forward, "CallbackForward", counted)
+    return taken
+
+
+@pytest.fixture
 def key_files(tmp_path: Path) -> list[Path]:
     primary, secondary = tmp_path / "primary", tmp_path / "secondary"
     primary.write_text(PRIMARY + "\n")

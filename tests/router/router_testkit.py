@@ -173,3 +173,20 @@ async def until(condition, seconds: float = 10.0) -> bool:
             return True
         await asyncio.sleep(0.02)
     return condition()
+
+
+class RawServer:
+    """A replica speaking raw HTTP on 127.0.0.1 (subclasses write `_serve`); `start` gives its URL."""
+
+    server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()

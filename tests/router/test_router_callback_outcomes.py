@@ -16,13 +16,13 @@ import pytest_asyncio
 
 import router.callback_forward
 import router.http.server
-from router_testkit import service_config
+from router_testkit import RawServer, service_config, until
 
 SCORE = "/api/v1/service/echo/score"
 pytestmark = pytest.mark.asyncio
 
 
-class SlowReplica:
+class SlowReplica(RawServer):
     """Keeps connections alive and counts them; answers with the request's query (`ok` without one), after
     `sleep=<s>` seconds if asked; `tail` in the query: a second, unasked-for answer follows in the same write
     (a replica whose answers run past their length), `partial`: the start of one; `garbage`: bytes that are not HTTP; `204` or `304`: that
@@ -31,11 +31,6 @@ class SlowReplica:
     def __init__(self) -> None:
         self.connections = 0
         self.answered = 0
-        self.server = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -67,33 +62,6 @@ class SlowReplica:
             pass
         finally:
             writer.close()
-
-    async def close(self) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-
-@pytest.fixture
-def in_callbacks(monkeypatch):
-    """The requests forwarded in callbacks (their `CallbackForward`s)."""
-    taken = []
-    original = router.callback_forward.CallbackForward
-
-    def counted(*args):
-        taken.append(original(*args))
-        return taken[-1]
-
-    monkeypatch.setattr(router.callback_forward, "CallbackForward", counted)
-    return taken
-
-
-async def until(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 @pytest_asyncio.fixture
@@ -189,17 +157,12 @@ async def test_shutdown_waits_for_a_request_in_callbacks_and_cuts_it_off_at_the_
         writer.close()
 
 
-class HeldReplica:
+class HeldReplica(RawServer):
     """Answers the first request on each connection at once; holds later ones until the test answers them
     itself (`writers`), so the test decides what the router reads from the replica and when."""
 
     def __init__(self) -> None:
         self.held: asyncio.Queue = asyncio.Queue()
-        self.server = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -212,10 +175,6 @@ class HeldReplica:
             pass
         finally:
             writer.close()
-
-    async def close(self) -> None:
-        self.server.close()
-        await self.server.wait_closed()
 
 
 async def test_a_client_gone_before_the_handed_over_task_starts_is_499_and_leaves_no_coroutine_unawaited(
@@ -327,18 +286,13 @@ async def test_a_request_refused_in_the_queue_logs_no_replica_even_if_the_callba
             sock.close()
 
 
-class EchoReplica:
+class EchoReplica(RawServer):
     """Keeps connections alive, echoes each request's body, and keeps each connection's writer (`writers`) so a
     test can reset a connection itself; counts the bodies it received."""
 
     def __init__(self) -> None:
         self.writers: list[asyncio.StreamWriter] = []
         self.bodies: list[bytes] = []
-        self.server = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
@@ -354,10 +308,6 @@ class EchoReplica:
             pass
         finally:
             writer.close()
-
-    async def close(self) -> None:
-        self.server.close()
-        await self.server.wait_closed()
 
 
 async def test_a_kept_alive_connection_found_reset_in_callbacks_sends_the_body_once_on_a_new_one(

@@ -10,25 +10,10 @@ import time
 
 import pytest
 
-import router.callback_forward
-from router_testkit import service_config
+from router_testkit import service_config, until
 
 SCORE = "/api/v1/service/echo/score"
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-def in_callbacks(monkeypatch):
-    """How many requests were forwarded in callbacks."""
-    taken = []
-    original = router.callback_forward.CallbackForward
-
-    def counted(*args):
-        taken.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(router.callback_forward, "CallbackForward", counted)
-    return taken
 
 
 def capture_log(router_) -> io.StringIO:
@@ -40,15 +25,6 @@ def capture_log(router_) -> io.StringIO:
 def logged(router_) -> list[dict]:
     router_.access_log.flush()
     return [json.loads(line) for line in router_.access_log._stream.getvalue().splitlines()]
-
-
-async def until(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 async def test_requests_on_a_kept_alive_replica_connection_are_forwarded_in_callbacks(models, router_client,

@@ -9,13 +9,13 @@ import pytest
 import pytest_asyncio
 
 from router.accesslog import request_line
-from router_testkit import service_config
+from router_testkit import RawServer, service_config
 
 SCORE = "/api/v1/service/echo/score"
 pytestmark = pytest.mark.asyncio
 
 
-class RawReplica:
+class RawReplica(RawServer):
     """Answers every request with `answer` (bytes, or a function of the request head); counts connections.
 
     `close_after`: close each connection after its first answer. `close_when_reused`: keep it open, but
@@ -30,11 +30,6 @@ class RawReplica:
         self.connections = 0
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
-        self.server = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -57,10 +52,6 @@ class RawReplica:
             pass
         finally:
             writer.close()
-
-    async def close(self) -> None:
-        self.server.close()
-        await self.server.wait_closed()
 
 
 @pytest_asyncio.fixture
