@@ -205,6 +205,7 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.idle = False  # in its replica's idle list
+        self.busy = False  # lent out by its replica (`get`, `idle`), not yet back or lost
         self._keep_alive = False
         self._exchange: Exchange | None = None
         self._drop = replica.drop_headers
@@ -357,6 +358,7 @@ class ReplicaConnections:
         self.prefix = parts.path.rstrip("/").encode("ascii")  # a base URL may carry a path
         self._ssl = ssl_module.create_default_context() if self.https else None
         self._idle: list[UpstreamConnection] = []
+        self._busy = 0  # connections lent out: the replica is in use even while none is idle
         self._sweep: asyncio.TimerHandle | None = None
 
     async def get(self, timeout: float, fresh: bool = False) -> UpstreamConnection:
@@ -371,7 +373,7 @@ class ReplicaConnections:
         except (OSError, TimeoutError) as e:
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e!r}",
                                isinstance(e, TimeoutError)) from e
-        return conn
+        return self._lend(conn)
 
     def idle(self) -> UpstreamConnection | None:
         """An idle kept-alive connection, if there is one (no waiting)."""
@@ -379,10 +381,21 @@ class ReplicaConnections:
             conn = self._idle.pop()
             conn.idle = False
             if not conn.closed:
-                return conn
+                return self._lend(conn)
         return None
 
+    def _lend(self, conn: UpstreamConnection) -> UpstreamConnection:
+        conn.busy = True
+        self._busy += 1
+        return conn
+
+    def _returned(self, conn: UpstreamConnection) -> None:
+        if conn.busy:
+            conn.busy = False
+            self._busy -= 1
+
     def put(self, conn: UpstreamConnection) -> None:
+        self._returned(conn)
         conn.idle_since = time.monotonic()
         conn.idle = True
         self._idle.append(conn)
@@ -390,6 +403,7 @@ class ReplicaConnections:
             self._sweep = self.loop.call_later(IDLE_SECONDS, self._close_idle)
 
     def forget(self, conn: UpstreamConnection) -> None:
+        self._returned(conn)
         if conn.idle:
             conn.idle = False
             self._idle.remove(conn)
@@ -404,8 +418,10 @@ class ReplicaConnections:
             conn.close()
         if self._idle:
             self._sweep = self.loop.call_later(IDLE_SECONDS, self._close_idle)
-        else:
-            self._on_unused(self)  # e.g. a replica gone from the backend: forget it
+        elif not self._busy:
+            # e.g. a replica gone from the backend: forget it. Not while connections are lent out: they would
+            # come back to a forgotten set, and every request after would open a new connection.
+            self._on_unused(self)
 
     def close(self) -> None:
         if self._sweep is not None:

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from router.accesslog import request_line
-from router_testkit import RawServer, service_config
+from router_testkit import RawServer, service_config, until
 
 SCORE = "/api/v1/service/echo/score"
 pytestmark = pytest.mark.asyncio
@@ -139,6 +139,36 @@ async def test_a_connection_reset_before_the_write_is_known_unsent():
     finally:
         client.close()
         listener.close()
+
+
+async def test_the_idle_sweep_keeps_a_replica_whose_connections_are_all_lent_out(monkeypatch):
+    """At the sweep every connection of a busy replica may be lent out, none idle: the replica is still in
+    use, so its connections, once back, are reused rather than left in a forgotten set (each request after
+    would open a new connection)."""
+    import router.http.upstream
+    from router.http.upstream import UpstreamClient
+
+    monkeypatch.setattr(router.http.upstream, "IDLE_SECONDS", 0.1)
+    replica = RawReplica(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    url = await replica.start()
+    client = UpstreamClient()
+    try:
+        connections = client.connections(url)
+        busy = await connections.get(5)
+        spare = await connections.get(5, fresh=True)
+        connections.put(spare)  # idle: the sweep closes it, and finds `busy` lent out
+        assert await until(lambda: spare.closed, 3)
+        await asyncio.sleep(0.05)
+        assert client.connections(url) is connections
+        connections.put(busy)
+        assert connections.idle() is busy
+        # With nothing lent out and nothing idle, the sweep forgets the replica (e.g. gone from the backend).
+        connections.put(busy)
+        assert await until(lambda: busy.closed, 3)
+        assert await until(lambda: client.connections(url) is not connections, 3)
+    finally:
+        client.close()
+        await replica.close()
 
 
 async def test_a_streamed_body_is_not_replayed_when_a_kept_alive_connection_fails(raw_replicas, router_client):
