@@ -20,15 +20,19 @@ leaves (the slot again held while the replica still computes).
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from typing import TYPE_CHECKING
 
+from .http.response import Response
 from .http.upstream import Exchange
 from .pool import Replica
 from .proxy import CHUNK, answer_headers, answer_length, relay, request_head
 
 if TYPE_CHECKING:
     from .scoring import Call, Scoring
+
+log = logging.getLogger("router.scoring")
 
 
 def forward_now(call: "Call", scoring: "Scoring") -> bool:
@@ -68,6 +72,14 @@ def forward_now(call: "Call", scoring: "Scoring") -> bool:
     exchange.sent = True
     forwarding.wait_for(exchange)
     return True
+
+
+def _internal_error(response: Response) -> None:
+    if not response.started:
+        response.close = True
+        response.send_text(500, "internal error\n")
+    elif not response.finished:
+        response.abort()
 
 
 class CallbackForward:
@@ -114,8 +126,14 @@ class CallbackForward:
                 call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
             scoring.fail(call, 502, "replica failed")
             return
-        call.response.send(exchange.status, answer_headers(exchange, call.request_id, call.version_header),
-                           exchange.take())
+        try:
+            call.response.send(exchange.status, answer_headers(exchange, call.request_id, call.version_header),
+                               exchange.take())
+        except Exception:  # a bug: answered as the task path answers one (`server._run`), never left hanging
+            log.exception("answering a scoring request in callbacks failed")
+            _internal_error(call.response)
+            scoring.finish(call, 500)
+            return
         scoring.finish(call, exchange.status)
 
     # ---- the router's side ---------------------------------------------------------------------

@@ -146,6 +146,11 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._server.check_quiet()
 
     @property
+    def answering(self) -> bool:
+        """A request of this connection is being answered."""
+        return self._active is not None
+
+    @property
     def _write_closed(self) -> bool:
         return self._lost
 
@@ -480,7 +485,8 @@ class HttpServer:
         try:
             await asyncio.wait_for(self._quiet.wait(), grace)
         except asyncio.TimeoutError:
-            log.warning("%d answers still in progress after %.0f s; cutting them off", self.running, grace)
+            answering = sum(1 for conn in self.connections if conn.answering)  # in tasks and in callbacks
+            log.warning("%d answers still in progress after %.0f s; cutting them off", answering, grace)
             for conn in list(self.connections):
                 conn.abort()
             try:  # cancelled handlers still log their requests

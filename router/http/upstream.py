@@ -21,6 +21,7 @@ end, for the request path in callbacks (`router/callback_forward.py`), which the
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl as ssl_module
 import time
 from collections import deque
@@ -32,6 +33,7 @@ import httptools
 from .readflow import ReadFlow
 from .writeflow import WriteFlow
 
+log = logging.getLogger("router.upstream")
 CONNECT_TIMEOUT = 5.0
 # The answer's framing (consumed here, never passed on) and the other hop-by-hop headers (RFC 9110 7.6.1):
 # per connection, so no caller wants them. A caller may name more to drop (`UpstreamClient(drop_headers=)`).
@@ -274,6 +276,10 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as e:
+            if isinstance(e, httptools.HttpParserCallbackError) and e.__context__ is not None:
+                # Not the replica's bytes but the router's own code, run from a parser callback (the answer
+                # is relayed from here in callbacks): a bug, so its traceback is logged, not taken for garbage.
+                log.error("relaying a replica's answer failed", exc_info=e.__context__)
             self.close()
             if self._exchange is not None:
                 self._exchange.fail(UpstreamError(f"invalid response from the replica: {e}"))

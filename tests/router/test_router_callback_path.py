@@ -155,3 +155,26 @@ async def test_requests_in_callbacks_leave_no_reference_cycle(models, router_cli
         gc.garbage.clear()
     assert len(in_callbacks) == 50
     assert not cyclic & {"CallbackForward", "Exchange", "Call", "Request", "Response"}
+
+
+async def test_a_failure_of_the_router_in_callbacks_is_a_logged_500_not_a_hang(models, router_client, in_callbacks,
+                                                                               monkeypatch, caplog):
+    import router.callback_forward
+    (m,) = await models(1)
+    client, router_ = await router_client({"services": {"echo": service_config([m.url])}})
+    assert (await client.get(SCORE)).status == 200
+    failures = [RuntimeError("a bug")]
+    original = router.callback_forward.answer_headers
+
+    def fails_once(*args):
+        if failures:
+            raise failures.pop()
+        return original(*args)
+
+    monkeypatch.setattr(router.callback_forward, "answer_headers", fails_once)
+    resp = await asyncio.wait_for(client.get(SCORE), 5)
+    assert resp.status == 500 and await resp.text() == "internal error\n"
+    assert "answering a scoring request in callbacks failed" in caplog.text and "a bug" in caplog.text
+    assert router_.services["echo"].pool.in_flight == 0
+    assert (await client.get(SCORE)).status == 200
+    assert len(in_callbacks) == 2  # the failed request and the one after it: the replica connection was kept
