@@ -127,6 +127,8 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
         except (BadRequestBody, BodyTimeout) as e:
             raise _body_failed(e) from None
         body_length = len(body) if small else None
+        if request.failed:  # a streamed body already broke off (e.g. bad chunking in its first read): no replica sees it
+            _raise_body_failure(request)
     streamed = isinstance(body, RequestBody)
     chunked = streamed and request.content_length is None
     method, target, headers = request_head(request, path, request_id, body_length, chunked)

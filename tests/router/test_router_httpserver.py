@@ -212,3 +212,4 @@ async def test_a_broken_chunked_body_is_400(models, router_client):
                                      "5\r\nhello\r\nnot-hex\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in answer
     assert router.services["echo"].pool.in_flight == 0
+    assert m.requests == []  # broken before its turn: no replica saw its head
