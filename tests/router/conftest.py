@@ -23,9 +23,11 @@ from kube_standin import TOKEN, StandInApiServer  # noqa: E402
 
 
 def pytest_asyncio_loop_factories(config, item):
-    """The hostile-client cases run on asyncio's loop and on uvloop, which the router's image runs: their
-    transports differ in when they pause, buffer and report a reset, which is what those cases turn on."""
-    if item.module.__name__.endswith("test_router_hostile"):
+    """The hostile-client and callback-path cases run on asyncio's loop and on uvloop, which the router's image
+    runs: their transports differ in when they pause, buffer and report a reset, which is what those cases
+    turn on."""
+    if item.module.__name__.endswith(("test_router_hostile", "test_router_callback_path", "test_router_callback_outcomes")) \
+            and item.get_closest_marker("asyncio_only") is None:
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}
 

