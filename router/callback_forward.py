@@ -24,7 +24,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .http.response import Response
 from .http.upstream import Exchange
 from .pool import Replica
 from .proxy import CHUNK, answer_headers, answer_length, relay, request_head
@@ -74,14 +73,6 @@ def forward_now(call: "Call", scoring: "Scoring") -> bool:
     return True
 
 
-def _internal_error(response: Response) -> None:
-    if not response.started:
-        response.close = True
-        response.send_text(500, "internal error\n")
-    elif not response.finished:
-        response.abort()
-
-
 class CallbackForward:
     """A request written to its replica: the replica's events (`upstream.ExchangeListener`), the deadline
     and the client leaving, each answered as `proxy.forward` would."""
@@ -107,8 +98,7 @@ class CallbackForward:
     # ---- the replica (ExchangeListener) ------------------------------------------------------
 
     def exchange_answered(self, exchange: Exchange) -> None:
-        self._timer.cancel()
-        self._call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
+        self._stop_clock()
         length = answer_length(exchange)
         if length is None or length > CHUNK:
             self._hand_over(exchange)  # streamed, with the client's flow control
@@ -122,8 +112,7 @@ class CallbackForward:
         call.service.pool.release(self._replica)
         if error is not None:
             if not exchange.status:  # before the headers: the deadline timer still runs
-                self._timer.cancel()
-                call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
+                self._stop_clock()
             scoring.fail(call, 502, "replica failed")
             return
         try:
@@ -131,7 +120,7 @@ class CallbackForward:
                                exchange.take())
         except Exception:  # a bug: answered as the task path answers one (`server._run`), never left hanging
             log.exception("answering a scoring request in callbacks failed")
-            _internal_error(call.response)
+            call.response.internal_error()
             scoring.finish(call, 500)
             return
         scoring.finish(call, exchange.status)
@@ -141,11 +130,10 @@ class CallbackForward:
     def _time_out(self) -> None:
         """The deadline passed before the replica's headers: 504, and the slot stays taken until the replica
         answers or its own scoring timeout passes."""
-        call = self._call
-        self._timer = None  # a fired handle keeps its callback: no cycle left for the collector
+        self._timer = None  # fired: nothing to cancel
+        self._stop_clock()
         self._hold()
-        call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
-        self._scoring.fail(call, 504, "scoring timed out")
+        self._scoring.fail(self._call, 504, "scoring timed out")
 
     def _client_left(self) -> None:
         if self._relaying:
@@ -153,14 +141,21 @@ class CallbackForward:
         exchange = self._exchange
         call = self._call
         if not exchange.status:  # the replica is still computing: its slot stays taken until it answers
-            self._timer.cancel()
-            call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
+            self._stop_clock()
             self._hold()
         else:
             exchange.listener = None
             exchange.close()
             call.service.pool.release(self._replica)
         self._scoring.finish(call, 499)
+
+    def _stop_clock(self) -> None:
+        """The wait for the replica's headers is over (answered, failed, timed out or given up): the deadline
+        timer goes, dropped so that no handle holds this object, and the wait is recorded for the log."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
 
     def _hold(self) -> None:
         exchange, call = self._exchange, self._call

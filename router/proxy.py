@@ -107,15 +107,15 @@ class Attempt:
 async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, response: Response,
                   path: bytes, request_id: bytes, *, queue_wait: float, scoring_timeout: float,
                   replica_timeout: float, max_body: int, attempt: Attempt, on_retry=lambda: None,
-                  response_headers: list[tuple[bytes, bytes]] | None = None, started: float | None = None) -> int:
+                  response_headers: list[tuple[bytes, bytes]] | None = None, started: float) -> int:
     """Forward `request` to a replica of `pool` and relay the answer through `response`; returns its status.
 
     Raises ProxyError, before anything is written, for the statuses the router makes. The deadline
-    (arrival + scoring timeout) covers queueing, retries and the replica's response headers. A request the
-    callback path began comes with its arrival (`started`) and, in `attempt`, the replica it picked and whether
-    its kept-alive connection turned out reset.
+    (`started`, the request's arrival, + scoring timeout) covers queueing, retries and the replica's response
+    headers. A request the callback path began comes with, in `attempt`, the replica it picked and whether its
+    kept-alive connection turned out reset.
     """
-    deadline = (started or time.monotonic()) + scoring_timeout
+    deadline = started + scoring_timeout
     body: RequestBody | bytes = b""
     body_length = None  # set when the whole body is in hand
     if request.body_exists:

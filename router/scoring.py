@@ -67,6 +67,11 @@ class Call:
         self.metrics = metrics
 
     @property
+    def authorization(self) -> str | None:
+        value = self.request.header(b"authorization")
+        return value.decode("latin-1") if value is not None else None
+
+    @property
     def version_header(self) -> list[tuple[bytes, bytes]] | None:
         return [(VERSION_HEADER, self.version.encode())] if self.version else None
 
@@ -98,10 +103,8 @@ class Scoring:
         if route is HEALTH:
             response.send_text(200, "Healthy")  # v1's liveness answer
             return None
-        version = None
-        service, auth = route.service, None
-        if service is not None:
-            auth = service.auth
+        if route.endpoint is None:
+            service, auth, version = route.service, route.service.auth, None
         else:
             pinned = request.header(VERSION_HEADER)
             picked = route.endpoint.pick(pinned.decode("latin-1") if pinned else None)
@@ -116,8 +119,7 @@ class Scoring:
 
     def _admit(self, call: Call) -> Awaitable[None] | None:
         """Auth and the body limit, then forward: in callbacks if it can start now, else in a coroutine."""
-        authorization = call.request.header(b"authorization")
-        allowed = call.auth.check_now(authorization.decode("latin-1") if authorization is not None else None)
+        allowed = call.auth.check_now(call.authorization)
         if allowed is None:  # the authenticator must wait (e.g. for a token issuer's keys)
             return self._score(call)
         if not allowed:
@@ -128,9 +130,8 @@ class Scoring:
 
     async def _score(self, call: Call) -> None:
         """`_admit` for an authenticator that waits."""
-        authorization = call.request.header(b"authorization")
         try:
-            allowed = await call.auth.check(authorization.decode("latin-1") if authorization is not None else None)
+            allowed = await call.auth.check(call.authorization)
         except BaseException:
             self.finish(call, 499)  # the client went away before an answer (nginx's convention)
             raise

@@ -83,6 +83,15 @@ class Response:
             self._conn.write(b"0\r\n\r\n")
         self._finish()
 
+    def internal_error(self) -> None:
+        """A failure of the router's own code cut the answer short: 500 if nothing was sent yet, else the
+        connection is cut so the client sees an incomplete answer."""
+        if not self.started:
+            self.close = True
+            self.send_text(500, "internal error\n")
+        else:
+            self.abort()
+
     def abort(self) -> None:
         """Cut the connection: the client sees an incomplete answer (its status line is gone already)."""
         if not self.finished:

@@ -244,9 +244,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             work = self._server.handler(request, response)
         except Exception:
             log.exception("scoring handler failed")
-            if not response.started:
-                response.close = True
-                response.send_text(500, "internal error\n")
+            response.internal_error()
             return
         if work is not None:
             self.continue_in_task(work, response)
@@ -278,11 +276,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             pass
         except Exception:
             log.exception("scoring handler failed")
-            if not response.started:
-                response.close = True
-                response.send_text(500, "internal error\n")
-            else:
-                response.abort()
+            response.internal_error()
         finally:
             server.running -= 1
             server.check_quiet()
