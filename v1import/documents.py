@@ -33,10 +33,18 @@ def read_document(path: Path) -> dict[str, Any]:
         try:
             document = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise V1ImportError([f"{path}: neither JSON nor YAML ({err})"]) from None
+            raise V1ImportError([f"{path}: neither JSON nor YAML ({_where(err)})"]) from None
     if not isinstance(document, dict):
         raise V1ImportError([f"{path}: must be a mapping of keys to values"])
     return document
+
+
+def _where(err: yaml.YAMLError) -> str:
+    """Where and why the YAML parser stopped, never the text there: PyYAML's own message quotes the line,
+    and in a deploymentconfig that line can hold a service key (the message goes to the terminal)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or type(err).__name__
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
 def unknown_keys(section: Mapping[str, Any], known: Iterable[str], file: Path, prefix: str = "",
