@@ -65,12 +65,15 @@ def daemon_answers(address: str, timeout: float = 3.0) -> bool:
 
 def daemon_problem(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """One line when `images.builder: docker` cannot work on this machine, else None."""
+    env = os.environ if env is None else env
     address = daemon_address(env)
     if urlsplit(address).scheme not in ("unix", "tcp") or daemon_answers(address):
         return None
-    variable = "DOCKER_HOST" if address != DEFAULT_SOCKET else "the default socket; DOCKER_HOST is unset"
+    # Where the address came from, so the user fixes the right thing (daemon_address's order).
+    named_by = ("DOCKER_HOST" if env.get("DOCKER_HOST") else "the default socket; DOCKER_HOST is unset"
+                if address == DEFAULT_SOCKET else "the docker CLI's current context; DOCKER_HOST is unset")
     return (f"images.builder: docker builds with a local Docker daemon, and none answers at {address} "
-            f"({variable}); start Docker, or set images.builder to acr-task to build in the registry "
+            f"({named_by}); start Docker, or set images.builder to acr-task to build in the registry "
             "with no local Docker")
 
 

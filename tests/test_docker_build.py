@@ -116,3 +116,13 @@ def test_a_daemon_reached_through_the_current_docker_context_is_found_and_built_
         server.close()
     docker_build.build_and_push("r.azurecr.io/x:1", "r.azurecr.io", b"ctx", "acr-refresh")
     assert (fake_docker / "0.host").read_text().strip() == f"unix://{path}"
+
+
+def test_a_current_docker_context_whose_daemon_is_down_is_named_as_the_context_not_docker_host(fake_docker, tmp_path,
+                                                                                                monkeypatch):
+    # Colima stopped: DOCKER_HOST is unset, the CLI's context still names its socket; nothing listens there.
+    path = tmp_path / "colima.sock"
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("CONTEXT_HOST", f"unix://{path}")
+    assert f"none answers at unix://{path} (the docker CLI's current context; DOCKER_HOST is unset)" in \
+        docker_build.daemon_problem()
