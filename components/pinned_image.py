@@ -7,8 +7,6 @@ and a re-pushed tag shows up as a diff in the next preview instead of silently c
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import pulumi
 
 from components import registry_http
@@ -24,11 +22,12 @@ def lookup_public(reference: str) -> str:
     return found
 
 
-def digest(reference: str, opts: Optional[pulumi.InvokeOutputOptions] = None) -> pulumi.Output[str]:
-    """`sha256:...` of `registry/repository:tag` (`opts` is accepted for callers that pass a parent)."""
+def digest(reference: str) -> pulumi.Output[str]:
+    """`sha256:...` of `registry/repository:tag`."""
+    # Looked up by name at call time, so the tests' stand-in registry answers in its place.
     return pulumi.Output.from_input(reference).apply(lambda r: lookup_public(r))
 
 
-def by_digest(reference: str, opts: Optional[pulumi.InvokeOutputOptions] = None) -> pulumi.Output[str]:
+def by_digest(reference: str) -> pulumi.Output[str]:
     repository = reference.rsplit(":", 1)[0]
-    return digest(reference, opts).apply(lambda d: f"{repository}@{d}")
+    return digest(reference).apply(lambda d: f"{repository}@{d}")

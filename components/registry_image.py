@@ -31,7 +31,6 @@ from components import acr_tasks, docker_build, entra_token, registry_http
 
 TYPE = "pulumi-python:dynamic/aks-serving:RegistryImage"
 COMPARED = ("server", "repository", "tag", "global_server", "builder")
-BUILDERS_NAMES = ("acr-task", "docker")
 
 
 # ---------------------------------------------------------------- in the provider process
@@ -115,8 +114,8 @@ class RegistryImage(Resource, module="aks-serving", name="RegistryImage"):
     def __init__(self, name: str, *, server: pulumi.Input[str], repository: str, tag: str, context_path: Path,
                  builder: str, registry_id: pulumi.Input[str], global_server: Optional[str] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
-        if builder not in BUILDERS_NAMES:
-            raise ValueError(f"images.builder: {builder!r} is not one of {', '.join(BUILDERS_NAMES)}")
+        if builder not in BUILDERS:
+            raise ValueError(f"images.builder: {builder!r} is not one of {', '.join(BUILDERS)}")
         super().__init__(RegistryImageProvider(), name, {
             "server": server, "repository": repository, "tag": tag, "global_server": global_server,
             "builder": builder, "registry_id": registry_id, "context_path": str(context_path),
