@@ -1,5 +1,5 @@
 """The stack file: written new, or merged into an existing one without touching the user's keys, with a
-YAML comment per value saying where it came from; never written unless `load_stack_file` accepts it and
+YAML comment per value saying where it came from; never written unless `load_stack_text` accepts it and
 every file it names exists."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from components.config import ConfigError, config_warnings, load_stack_file
+from components.config import ConfigError, config_warnings, load_stack_text
 from components.config.files import missing_files
 from v1import.documents import V1ImportError
 from v1import.report import Report
@@ -73,16 +73,12 @@ def validate(text: str, root: Path, written_later: set[Path], pending_secrets: t
     """
     if pending_secrets:
         text = _with_secure_values(text, pending_secrets)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=root, prefix=".v1import-", delete=False) as tmp:
-        tmp.write(text)
     try:
-        cfg = load_stack_file(tmp.name)
+        cfg = load_stack_text(text)
     except yaml.YAMLError as err:
         raise V1ImportError([f"the stack would not be YAML: {err}"]) from None
     except ConfigError as err:
         raise V1ImportError([_explained(p, sections or {}) for p in err.problems]) from None
-    finally:
-        os.unlink(tmp.name)
     later = {Path(os.path.relpath(p, root)).as_posix() for p in written_later}
     missing = [p for p in missing_files(cfg, root) if not any(p.endswith(f"no file {name}") for name in later)]
     if missing:

@@ -16,7 +16,7 @@ from components.config.deployments import (DEFAULT_BASE_IMAGE, MAX_ENDPOINT_VERS
                                            AuthSettings, Autoscale, DeploymentSpec, Endpoint, EndpointVersion,
                                            Environment, Keys, LivenessProbe, ServiceSpec)
 from components.config.loading import (PROJECT, SECRET_PATHS, SECTIONS, load_pulumi_config, load_stack_file,
-                                       parse_stack_config, secret_values)
+                                       load_stack_text, parse_stack_config, secret_values)
 from components.config.router import LETS_ENCRYPT, LoadBalancer, Router, Tls
 from components.config.stack import (StackConfig, check_attached_pools, check_placement, config_warnings,
                                      version_service_name)
@@ -27,6 +27,6 @@ __all__ = [
     "Endpoint", "EndpointVersion", "Entra", "Environment", "Keys", "Kubelogin", "LETS_ENCRYPT", "LivenessProbe",
     "LoadBalancer", "MAX_ENDPOINT_VERSIONS", "MAX_MODELS_PER_SERVICE", "Network", "NodePool", "PROJECT", "Router",
     "SECRET_PATHS", "SECTIONS", "ServiceSpec", "StackConfig", "Tls", "Workspace", "check_attached_pools",
-    "check_placement", "config_warnings", "load_pulumi_config", "load_stack_file", "parse_stack_config",
-    "pool_capacity", "secret_values", "version_service_name",
+    "check_placement", "config_warnings", "load_pulumi_config", "load_stack_file", "load_stack_text",
+    "parse_stack_config", "pool_capacity", "secret_values", "version_service_name",
 ]

@@ -32,7 +32,12 @@ def parse_stack_config(raw: Mapping[str, Any], unset_secrets: frozenset[str] = f
 
 def load_stack_file(path: str | Path) -> StackConfig:
     """Load `Pulumi.<stack>.yaml`; `secure:` values cannot be decrypted here and count as unset."""
-    raw, unset = _read_stack_file(path)
+    return load_stack_text(Path(path).read_text())
+
+
+def load_stack_text(text: str) -> StackConfig:
+    """`load_stack_file` of a stack file's text (one not written yet, say)."""
+    raw, unset = _project_sections(text)
     # `secure:` values were taken out, so whatever is left at a secret path is plain text.
     _refuse_plain_secrets(list(secret_values(raw)))
     return parse_stack_config(raw, frozenset(unset))
@@ -50,14 +55,14 @@ def load_pulumi_config(config: Any, is_secret: Callable[[str], bool], stack_file
     raw = {s: v for s in SECTIONS if (v := config.get_object(s)) is not None}
     plain = [p for p in secret_values(raw) if not is_secret(p.split(".")[0])]
     if stack_file is not None and stack_file.is_file():
-        plain += [p for p in secret_values(_read_stack_file(stack_file)[0]) if p not in plain]
+        plain += [p for p in secret_values(_project_sections(stack_file.read_text())[0]) if p not in plain]
     _refuse_plain_secrets(plain)
     return parse_stack_config(raw)
 
 
-def _read_stack_file(path: str | Path) -> tuple[dict, set[str]]:
-    """The project's sections of a stack file, `secure:` values taken out (their paths returned apart)."""
-    document = yaml.safe_load(Path(path).read_text()) or {}
+def _project_sections(text: str) -> tuple[dict, set[str]]:
+    """The project's sections of a stack file's text, `secure:` values taken out (their paths returned apart)."""
+    document = yaml.safe_load(text) or {}
     prefix = f"{PROJECT}:"
     raw, unset = {}, set()
     for key, value in (document.get("config") or {}).items():
