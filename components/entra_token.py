@@ -10,6 +10,9 @@ and the Azure CLI do, from what the deploying machine already has:
   `AZURE_CLIENT_ID` in `ARM_TENANT_ID` or `AZURE_TENANT_ID`: a fresh assertion per token, so a long build
   cannot outlive it;
 - a service principal secret (`ARM_CLIENT_SECRET` or `AZURE_CLIENT_SECRET`) with that client and tenant;
+- a managed identity (`ARM_USE_MSI=true`, as on a self-hosted runner in Azure): the machine's identity
+  endpoint (`ARM_MSI_ENDPOINT`, else the instance metadata service), for `ARM_CLIENT_ID` when set (a
+  user-assigned identity);
 - otherwise the Azure CLI session (`az account get-access-token`), as on a laptop after `az login`.
 Stdlib and requests only (azure-identity is not among the program's requirements).
 """
@@ -26,6 +29,8 @@ import requests
 ARM_RESOURCE = "https://management.azure.com/"
 REGISTRY_RESOURCE = "https://containerregistry.azure.net"
 ASSERTION_AUDIENCE = "api://AzureADTokenExchange"
+IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token"  # Azure's instance metadata service
+IMDS_API_VERSION = "2018-02-01"
 TIMEOUT = 30
 
 
@@ -51,6 +56,8 @@ def access_token(resource: str, env: Optional[Mapping[str, str]] = None) -> Entr
                 "client_assertion": assertion})
         if secret := env.get("ARM_CLIENT_SECRET") or env.get("AZURE_CLIENT_SECRET"):
             return client_credentials(env, tenant, client_id, resource, {"client_secret": secret})
+    if env.get("ARM_USE_MSI", "").lower() == "true":  # as the azure-native provider reads it
+        return managed_identity_token(env, resource, client_id, tenant)
     return azure_cli_token(resource, tenant)
 
 
@@ -85,6 +92,29 @@ def client_credentials(env: Mapping[str, str], tenant: str, client_id: str, reso
     return EntraToken(response.json()["access_token"], tenant)
 
 
+def managed_identity_token(env: Mapping[str, str], resource: str, client_id: Optional[str],
+                           tenant: Optional[str]) -> EntraToken:
+    """A token for the machine's managed identity (`client_id`: a user-assigned one) from its identity endpoint."""
+    params = {"api-version": IMDS_API_VERSION, "resource": resource, **({"client_id": client_id} if client_id else {})}
+    try:
+        response = requests.get(env.get("ARM_MSI_ENDPOINT") or IMDS_TOKEN_URL, params=params, timeout=TIMEOUT,
+                                headers={"Metadata": "true"})
+    except requests.RequestException as err:
+        raise NoAzureLogin(f"ARM_USE_MSI is true, but no managed identity endpoint answers ({type(err).__name__}); "
+                           "run in Azure with an identity, or set ARM_MSI_ENDPOINT") from None
+    if response.status_code != 200:
+        raise NoAzureLogin(f"the managed identity endpoint refused a token for {resource} ({response.status_code}): "
+                           f"{_error_description(response)}")
+    return EntraToken(response.json()["access_token"], tenant)
+
+
+def _error_description(response: requests.Response) -> str:
+    try:
+        return response.json().get("error_description") or response.reason or ""
+    except ValueError:
+        return response.reason or ""
+
+
 def azure_cli_token(resource: str, tenant: Optional[str] = None) -> EntraToken:
     command = ["az", "account", "get-access-token", "--resource", resource, "--output", "json"]
     if tenant:
@@ -96,6 +126,7 @@ def azure_cli_token(resource: str, tenant: Optional[str] = None) -> EntraToken:
     if done is None or done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["failed"])[-1] if done else "az is not on PATH"
         raise NoAzureLogin(f"no Azure login to build and look up images with ({reason}): run `az login`, or set "
-                           "ARM_CLIENT_ID and ARM_TENANT_ID with ARM_USE_OIDC=true (CI) or ARM_CLIENT_SECRET")
+                           "ARM_CLIENT_ID and ARM_TENANT_ID with ARM_USE_OIDC=true (CI) or ARM_CLIENT_SECRET, or "
+                           "ARM_USE_MSI=true (a managed identity)")
     answer = json.loads(done.stdout)
     return EntraToken(answer["accessToken"], answer.get("tenant") or tenant)

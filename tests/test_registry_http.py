@@ -218,6 +218,48 @@ def test_ci_with_a_federated_token_file_asks_entra_with_a_client_assertion(tmp_p
                             "client_assertion": "github-oidc-jwt"}]
 
 
+class ManagedIdentityStandIn:
+    """A machine's identity endpoint (Azure's instance metadata service) on 127.0.0.1; ARM_MSI_ENDPOINT points there."""
+
+    def __init__(self):
+        self.asked: list[tuple[dict, str]] = []  # (query, Metadata header)
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                stand_in.asked.append((query, self.headers.get("Metadata")))
+                body = json.dumps({"access_token": f"mi-token-for-{query['resource']}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/metadata/identity/oauth2/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_a_runner_with_a_managed_identity_asks_its_identity_endpoint_not_the_azure_cli(monkeypatch):
+    # ARM_USE_MSI=true is how the azure-native provider is told to deploy as the machine's identity; the images
+    # must be built and looked up as the same identity, on a runner that has no `az login`.
+    monkeypatch.setattr(entra_token.subprocess, "run", lambda *_, **__: pytest.fail("the Azure CLI was asked"))
+    endpoint = ManagedIdentityStandIn()
+    try:
+        env = {"ARM_USE_MSI": "true", "ARM_MSI_ENDPOINT": endpoint.url, "ARM_CLIENT_ID": "runner-identity",
+               "ARM_TENANT_ID": "tenant-3"}
+        token = entra_token.access_token(entra_token.REGISTRY_RESOURCE, env)
+    finally:
+        endpoint.httpd.shutdown()
+        endpoint.httpd.server_close()
+    assert token == entra_token.EntraToken("mi-token-for-https://containerregistry.azure.net", "tenant-3")
+    assert endpoint.asked == [({"api-version": "2018-02-01", "resource": "https://containerregistry.azure.net",
+                                "client_id": "runner-identity"}, "true")]
+
+
 def test_without_ci_variables_the_azure_cli_session_is_asked(monkeypatch):
     asked = []
 
