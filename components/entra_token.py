@@ -87,8 +87,8 @@ def client_credentials(env: Mapping[str, str], tenant: str, client_id: str, reso
         "scope": f"{resource.rstrip('/')}/.default", **credential})
     if response.status_code != 200:
         # Entra's error description names the cause (AADSTS code) and never echoes the credential.
-        raise NoAzureLogin(f"Entra ID refused a token for {client_id} in {tenant}: "
-                           f"{response.json().get('error_description', response.status_code)}")
+        raise NoAzureLogin(f"Entra ID refused a token for {client_id} in {tenant} ({response.status_code}): "
+                           f"{_error_description(response)}")
     return EntraToken(response.json()["access_token"], tenant)
 
 

@@ -218,6 +218,33 @@ def test_ci_with_a_federated_token_file_asks_entra_with_a_client_assertion(tmp_p
                             "client_assertion": "github-oidc-jwt"}]
 
 
+def test_an_entra_refusal_that_is_not_json_is_named_with_its_status_not_a_parse_error():
+    # A proxy or gateway in front of Entra answers in HTML; the refusal must still read as one.
+    class Gateway(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b"<html>502 Bad Gateway</html>"
+            self.send_response(502)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = {"ARM_CLIENT_ID": "ci-app", "ARM_TENANT_ID": "tenant-1", "ARM_CLIENT_SECRET": "s3cret",
+           "AZURE_AUTHORITY_HOST": f"http://127.0.0.1:{httpd.server_address[1]}"}
+    try:
+        with pytest.raises(entra_token.NoAzureLogin) as refused:
+            entra_token.access_token(entra_token.ARM_RESOURCE, env)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert str(refused.value) == "Entra ID refused a token for ci-app in tenant-1 (502): Bad Gateway"
+
+
 class ManagedIdentityStandIn:
     """A machine's identity endpoint (Azure's instance metadata service) on 127.0.0.1; ARM_MSI_ENDPOINT points there."""
 
