@@ -606,3 +606,15 @@ def test_a_file_that_is_neither_json_nor_yaml_is_named_without_quoting_its_lines
     err = capsys.readouterr().err
     assert "deploymentconfig.json: neither JSON nor YAML (line 4, column 4: expected ',' or '}', but got ':')" in err
     assert PRIMARY[:14] not in err and SECONDARY[:14] not in err  # not even the start of a key
+
+
+def test_every_bad_model_and_tag_is_named_not_only_the_first(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
+    code = main(["--deployment-config", str(folder / "deploymentconfig.json"),
+                 "--inference-config", str(folder / "inferenceconfig.json"), "--model", "first:1",
+                 "--model", "second:2=missing/file.pkl", "--tag", "novalue", "--tag", "=empty-key",
+                 "--stack", "x", "--location", "westeurope", "--out", str(tmp_path / "Pulumi.x.yaml")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "--model first:1: must be name:version=path" in err and "--model second:2=missing/file.pkl: no file" in err
+    assert "--tag novalue: must be KEY=VALUE" in err and "--tag =empty-key: must be KEY=VALUE" in err

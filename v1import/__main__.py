@@ -104,7 +104,7 @@ def _inputs(args: argparse.Namespace, root: Path, report: Report) -> Inputs:
     problems, read = [], {}
     for name, reader in (("deployment", lambda: read_deployment_config(args.deployment_config, report)),
                          ("inference", lambda: read_inference_config(args.inference_config, report)),
-                         ("models", lambda: [parse_model(m) for m in args.model]),
+                         ("models", lambda: _each(args.model, parse_model)),
                          ("compute", lambda: read_compute(args.compute, report) if args.compute else None),
                          ("tags", lambda: _pairs(args.tag, "--tag")),
                          ("properties", lambda: _pairs(args.property, "--property"))):
@@ -146,14 +146,28 @@ def _drop_tls_key(plan, report: Report) -> None:
     report.notes = [n for n in report.notes if not n.startswith("router.tls.key")]
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    pairs = {}
+def _each(items: list[str], parse):
+    """`parse` of every item, with the problems of all of them (not only the first bad one's)."""
+    parsed, problems = [], []
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise V1ImportError([f"{flag} {item}: must be KEY=VALUE"])
-        pairs[key] = value
-    return pairs
+        try:
+            parsed.append(parse(item))
+        except V1ImportError as err:
+            problems += err.problems
+    if problems:
+        raise V1ImportError(problems)
+    return parsed
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    return dict(_each(items, lambda item: _pair(item, flag)))
+
+
+def _pair(item: str, flag: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise V1ImportError([f"{flag} {item}: must be KEY=VALUE"])
+    return key, value
 
 
 def _header(args: argparse.Namespace) -> list[str]:
