@@ -177,114 +177,90 @@ def test_a_token_refused_for_good_is_not_retried_and_a_lasting_refusal_is_named(
 # ---------------------------------------------------------------- Entra tokens in the provider process
 
 
-class EntraStandIn:
-    """Entra's v2.0 token endpoint on 127.0.0.1 (AZURE_AUTHORITY_HOST points there)."""
+class TokenEndpoint:
+    """A token endpoint on 127.0.0.1 (Entra's, through AZURE_AUTHORITY_HOST; a machine's identity endpoint, through
+    ARM_MSI_ENDPOINT): records each request and answers it with `answer(request)` -> (status, body)."""
 
-    def __init__(self):
-        self.forms: list[dict] = []
+    def __init__(self, answer):
+        self.requests: list[dict] = []  # path, Metadata header and the form and query fields of each request
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
-            def do_POST(self):
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
-                stand_in.forms.append({"path": self.path, **form})
-                body = json.dumps({"access_token": f"token-for-{form['scope']}"}).encode()
-                self.send_response(200)
+            def _handle(self):
+                url, length = urlsplit(self.path), int(self.headers.get("Content-Length") or 0)
+                fields = parse_qs(url.query) | parse_qs(self.rfile.read(length).decode() if length else "")
+                request = {"path": url.path, "metadata": self.headers.get("Metadata"),
+                           **{k: v[0] for k, v in fields.items()}}
+                stand_in.requests.append(request)
+                status, body = answer(request)
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_GET = do_POST = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def token_for(field: str):
+    return lambda request: (200, json.dumps({"access_token": f"token-for-{request[field]}"}).encode())
+
 
 def test_ci_with_a_federated_token_file_asks_entra_with_a_client_assertion(tmp_path):
-    entra = EntraStandIn()
+    entra = TokenEndpoint(token_for("scope"))
     try:
         (tmp_path / "assertion").write_text("github-oidc-jwt\n")
         env = {"ARM_CLIENT_ID": "ci-app", "ARM_TENANT_ID": "tenant-1", "AZURE_FEDERATED_TOKEN_FILE": str(tmp_path / "assertion"),
                "AZURE_AUTHORITY_HOST": entra.url}
         token = entra_token.access_token(entra_token.REGISTRY_RESOURCE, env)
     finally:
-        entra.httpd.shutdown()
+        entra.close()
     assert token == entra_token.EntraToken("token-for-https://containerregistry.azure.net/.default", "tenant-1")
-    assert entra.forms == [{"path": "/tenant-1/oauth2/v2.0/token", "grant_type": "client_credentials",
-                            "client_id": "ci-app", "scope": "https://containerregistry.azure.net/.default",
-                            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                            "client_assertion": "github-oidc-jwt"}]
+    assert entra.requests == [{"path": "/tenant-1/oauth2/v2.0/token", "metadata": None,
+                               "grant_type": "client_credentials", "client_id": "ci-app",
+                               "scope": "https://containerregistry.azure.net/.default",
+                               "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                               "client_assertion": "github-oidc-jwt"}]
 
 
 def test_an_entra_refusal_that_is_not_json_is_named_with_its_status_not_a_parse_error():
     # A proxy or gateway in front of Entra answers in HTML; the refusal must still read as one.
-    class Gateway(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = b"<html>502 Bad Gateway</html>"
-            self.send_response(502)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    gateway = TokenEndpoint(lambda request: (502, b"<html>502 Bad Gateway</html>"))
     env = {"ARM_CLIENT_ID": "ci-app", "ARM_TENANT_ID": "tenant-1", "ARM_CLIENT_SECRET": "s3cret",
-           "AZURE_AUTHORITY_HOST": f"http://127.0.0.1:{httpd.server_address[1]}"}
+           "AZURE_AUTHORITY_HOST": gateway.url}
     try:
         with pytest.raises(entra_token.NoAzureLogin) as refused:
             entra_token.access_token(entra_token.ARM_RESOURCE, env)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        gateway.close()
     assert str(refused.value) == "Entra ID refused a token for ci-app in tenant-1 (502): Bad Gateway"
-
-
-class ManagedIdentityStandIn:
-    """A machine's identity endpoint (Azure's instance metadata service) on 127.0.0.1; ARM_MSI_ENDPOINT points there."""
-
-    def __init__(self):
-        self.asked: list[tuple[dict, str]] = []  # (query, Metadata header)
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                stand_in.asked.append((query, self.headers.get("Metadata")))
-                body = json.dumps({"access_token": f"mi-token-for-{query['resource']}"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/metadata/identity/oauth2/token"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
 def test_a_runner_with_a_managed_identity_asks_its_identity_endpoint_not_the_azure_cli(monkeypatch):
     # ARM_USE_MSI=true is how the azure-native provider is told to deploy as the machine's identity; the images
     # must be built and looked up as the same identity, on a runner that has no `az login`.
     monkeypatch.setattr(entra_token.subprocess, "run", lambda *_, **__: pytest.fail("the Azure CLI was asked"))
-    endpoint = ManagedIdentityStandIn()
+    endpoint = TokenEndpoint(token_for("resource"))  # stands in for Azure's instance metadata service
     try:
-        env = {"ARM_USE_MSI": "true", "ARM_MSI_ENDPOINT": endpoint.url, "ARM_CLIENT_ID": "runner-identity",
-               "ARM_TENANT_ID": "tenant-3"}
+        env = {"ARM_USE_MSI": "true", "ARM_MSI_ENDPOINT": f"{endpoint.url}/metadata/identity/oauth2/token",
+               "ARM_CLIENT_ID": "runner-identity", "ARM_TENANT_ID": "tenant-3"}
         token = entra_token.access_token(entra_token.REGISTRY_RESOURCE, env)
     finally:
-        endpoint.httpd.shutdown()
-        endpoint.httpd.server_close()
-    assert token == entra_token.EntraToken("mi-token-for-https://containerregistry.azure.net", "tenant-3")
-    assert endpoint.asked == [({"api-version": "2018-02-01", "resource": "https://containerregistry.azure.net",
-                                "client_id": "runner-identity"}, "true")]
+        endpoint.close()
+    assert token == entra_token.EntraToken("token-for-https://containerregistry.azure.net", "tenant-3")
+    assert endpoint.requests == [{"path": "/metadata/identity/oauth2/token", "metadata": "true",
+                                  "api-version": "2018-02-01", "resource": "https://containerregistry.azure.net",
+                                  "client_id": "runner-identity"}]
 
 
 def test_without_ci_variables_the_azure_cli_session_is_asked(monkeypatch):
