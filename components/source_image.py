@@ -1,6 +1,6 @@
 """An image built from a folder of this repository (the router, the model fetcher), deployed by digest.
 
-The tag is the folder's content hash (fetcher/content.py `folder_hash`, over paths and bytes only), and the
+The tag is the folder's content hash (fetcher/content.py `content_hash`, over paths and bytes only), and the
 build context is a normalized tarball of the same files (fixed modes, mtimes and owners), so the same
 content gives the same tag and the same context whatever the checkout's umask. The image is a
 RegistryImage (components/registry_image.py): registered on every run, looked up in the workspace registry
@@ -16,7 +16,7 @@ import pulumi
 
 from components.image import RegistryTarget, context_file
 from components.registry_image import RegistryImage
-from fetcher.content import folder_files, folder_hash
+from fetcher.content import content_hash, folder_files
 
 
 def folder_context(folder: Path) -> dict[str, bytes]:
@@ -33,11 +33,12 @@ class SourceImage(pulumi.ComponentResource):
     def __init__(self, name: str, folder: Path, registry: RegistryTarget, builder: str = "acr-task",
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("aks-serving:index:SourceImage", name, None, opts)
-        self.tag = folder_hash(folder)[:32]
+        files = folder_context(folder)  # read once: the tag and the context are of the same bytes
+        self.tag = content_hash(files.items())[:32]
         repository = f"aks-serving/{folder.name}"
         image = RegistryImage(
             f"{name}-image", server=registry.login_server, repository=repository, tag=self.tag,
-            context_path=context_file(folder.parent, repository, self.tag, folder_context(folder)),
+            context_path=context_file(folder.parent, repository, self.tag, files),
             builder=builder, registry_id=registry.id, opts=pulumi.ResourceOptions(parent=self))
         self.image_ref = image.image_ref
         self.register_outputs({"tag": self.tag, "imageRef": self.image_ref})
