@@ -18,11 +18,14 @@ Stdlib and requests only (azure-identity is not among the program's requirements
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import requests
 
@@ -31,6 +34,7 @@ REGISTRY_RESOURCE = "https://containerregistry.azure.net"
 ASSERTION_AUDIENCE = "api://AzureADTokenExchange"
 IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token"  # Azure's instance metadata service
 IMDS_API_VERSION = "2018-02-01"
+RENEW_MARGIN = 300  # seconds before a token's expiry at which `renewing` asks for a new one
 TIMEOUT = 30
 
 
@@ -59,6 +63,29 @@ def access_token(resource: str, env: Optional[Mapping[str, str]] = None) -> Entr
     if env.get("ARM_USE_MSI", "").lower() == "true":  # as the azure-native provider reads it
         return managed_identity_token(env, resource, client_id, tenant)
     return azure_cli_token(resource, tenant)
+
+
+def renewing(resource: str, clock: Callable[[], float] = time.time) -> Callable[[], str]:
+    """A function giving a current token for `resource`: the last one while it has RENEW_MARGIN seconds left,
+    else a new one. An ACR Tasks run is polled every few seconds for up to an hour; asking Entra (and, in CI,
+    the OIDC issuer) at each poll would make hundreds of token requests for what one or two tokens cover."""
+    held: list[tuple[str, float]] = []
+
+    def current() -> str:
+        if not held or held[0][1] - clock() < RENEW_MARGIN:
+            token = access_token(resource).token
+            held[:] = [(token, expiry(token))]
+        return held[0][0]
+    return current
+
+
+def expiry(token: str) -> float:
+    """The `exp` claim of a JWT access token (read, not verified: only to know when to ask again); 0 if unreadable."""
+    try:
+        payload = token.split(".")[1]
+        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
+    except (IndexError, KeyError, TypeError, ValueError, binascii.Error):
+        return 0.0
 
 
 def federated_assertion(env: Mapping[str, str]) -> Optional[str]:

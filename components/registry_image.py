@@ -48,8 +48,8 @@ def lookup(server: str, repository: str, tag: str, token: str) -> Optional[str]:
 
 
 def build_with_acr_task(props: dict, context: bytes, _token: str) -> None:
-    # A token per call: the build and its polling may outlast any one token.
-    tasks = acr_tasks.AcrTasks(props["registry_id"], lambda: entra_token.access_token(entra_token.ARM_RESOURCE).token)
+    # A current token at each call: the build and its polling may outlast any one token.
+    tasks = acr_tasks.AcrTasks(props["registry_id"], entra_token.renewing(entra_token.ARM_RESOURCE))
     acr_tasks.build(tasks, image_name(props), context)
 
 

@@ -4,8 +4,10 @@ Stand-in: `RegistryStandIn`, a Docker Registry v2 API on 127.0.0.1 answering as 
 challenge naming its /oauth2/token realm, pull tokens for a refresh token or anonymously, manifests by tag
 with Docker-Content-Digest, 404 for an unknown tag); the Entra token endpoint is another on 127.0.0.1.
 """
+import base64
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -261,6 +263,48 @@ def test_a_runner_with_a_managed_identity_asks_its_identity_endpoint_not_the_azu
     assert endpoint.requests == [{"path": "/metadata/identity/oauth2/token", "metadata": "true",
                                   "api-version": "2018-02-01", "resource": "https://containerregistry.azure.net",
                                   "client_id": "runner-identity"}]
+
+
+def jwt(exp: float) -> str:
+    """An access token's shape (header.payload.signature) with the `exp` claim Entra puts in it."""
+    encode = lambda part: base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")  # noqa: E731
+    return f"{encode({'typ': 'JWT'})}.{encode({'exp': exp, 'aud': 'https://management.azure.com/'})}.signature"
+
+
+def test_an_hour_of_polls_asks_for_a_token_only_when_the_last_is_about_to_expire(monkeypatch):
+    now, issued = [1_800_000_000.0], []
+
+    def access_token(resource, env=None):
+        issued.append(now[0])
+        return entra_token.EntraToken(jwt(now[0] + 3600), "tenant-1")  # Entra's usual hour
+
+    monkeypatch.setattr(entra_token, "access_token", access_token)
+    current = entra_token.renewing(entra_token.ARM_RESOURCE, clock=lambda: now[0])
+    start = now[0]
+    for _ in range(360):  # an ACR Tasks run polled every 10 s for an hour
+        now[0] += 10
+        assert entra_token.expiry(current()) - now[0] >= entra_token.RENEW_MARGIN
+    assert [when - start for when in issued] == [10, 3320]  # at the start; at the first poll under 5 minutes left
+
+
+def test_a_token_whose_expiry_cannot_be_read_is_asked_for_again_each_time(monkeypatch):
+    issued = []
+    monkeypatch.setattr(entra_token, "access_token",
+                        lambda resource, env=None: issued.append(1) or entra_token.EntraToken("opaque", None))
+    current = entra_token.renewing(entra_token.ARM_RESOURCE)
+    assert [current(), current(), current()] == ["opaque"] * 3 and len(issued) == 3
+
+
+def test_an_acr_task_build_reuses_its_arm_token_across_calls(monkeypatch):
+    issued, used = [], []
+    monkeypatch.setattr(entra_token, "access_token", lambda resource, env=None: issued.append(resource) or
+                        entra_token.EntraToken(jwt(time.time() + 3600), "tenant-1"))
+    monkeypatch.setattr(registry_image.acr_tasks, "build",
+                        lambda tasks, image, context: used.extend(tasks._token() for _ in range(20)))
+    registry_image.build_with_acr_task({"registry_id": "/subscriptions/s/resourceGroups/rg/providers/"
+                                        "Microsoft.ContainerRegistry/registries/r", "server": "r.azurecr.io",
+                                        "repository": REPO, "tag": "abc"}, b"context", "acr-refresh")
+    assert issued == [entra_token.ARM_RESOURCE] and len(set(used)) == 1 and len(used) == 20
 
 
 def test_without_ci_variables_the_azure_cli_session_is_asked(monkeypatch):
