@@ -65,18 +65,27 @@ def access_token(resource: str, env: Optional[Mapping[str, str]] = None) -> Entr
     return azure_cli_token(resource, tenant)
 
 
-def renewing(resource: str, clock: Callable[[], float] = time.time) -> Callable[[], str]:
+def renewing(resource: str, clock: Callable[[], float] = time.time) -> Callable[[], EntraToken]:
     """A function giving a current token for `resource`: the last one while it has RENEW_MARGIN seconds left,
     else a new one. An ACR Tasks run is polled every few seconds for up to an hour; asking Entra (and, in CI,
     the OIDC issuer) at each poll would make hundreds of token requests for what one or two tokens cover."""
-    held: list[tuple[str, float]] = []
+    held: list[tuple[EntraToken, float]] = []
 
-    def current() -> str:
+    def current() -> EntraToken:
         if not held or held[0][1] - clock() < RENEW_MARGIN:
-            token = access_token(resource).token
-            held[:] = [(token, expiry(token))]
+            token = access_token(resource)
+            held[:] = [(token, expiry(token.token))]
         return held[0][0]
     return current
+
+
+_SHARED: dict[str, Callable[[], EntraToken]] = {}
+
+
+def shared_token(resource: str) -> EntraToken:
+    """A current token for `resource`, held for every image of one `pulumi up` (one provider process serves them
+    all), which each asked for again (an az subprocess, or an Entra request, each time)."""
+    return _SHARED.setdefault(resource, renewing(resource))()
 
 
 def expiry(token: str) -> float:

@@ -38,8 +38,8 @@ COMPARED = ("server", "repository", "tag", "global_server", "builder")
 
 def refresh_token(server: str) -> str:
     """An ACR refresh token for `server` from the deployer's Entra tokens (registry audience, then ARM's)."""
-    registry = entra_token.access_token(entra_token.REGISTRY_RESOURCE)
-    arm = entra_token.access_token(entra_token.ARM_RESOURCE)
+    registry = entra_token.shared_token(entra_token.REGISTRY_RESOURCE)
+    arm = entra_token.shared_token(entra_token.ARM_RESOURCE)
     return registry_http.exchange_with_retry(server, registry.tenant or arm.tenant, [registry.token, arm.token])
 
 
@@ -49,7 +49,7 @@ def lookup(server: str, repository: str, tag: str, token: str) -> Optional[str]:
 
 def build_with_acr_task(props: dict, context: bytes, _token: str) -> None:
     # A current token at each call: the build and its polling may outlast any one token.
-    tasks = acr_tasks.AcrTasks(props["registry_id"], entra_token.renewing(entra_token.ARM_RESOURCE))
+    tasks = acr_tasks.AcrTasks(props["registry_id"], lambda: entra_token.shared_token(entra_token.ARM_RESOURCE).token)
     acr_tasks.build(tasks, image_name(props), context)
 
 

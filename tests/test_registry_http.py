@@ -283,7 +283,7 @@ def test_an_hour_of_polls_asks_for_a_token_only_when_the_last_is_about_to_expire
     start = now[0]
     for _ in range(360):  # an ACR Tasks run polled every 10 s for an hour
         now[0] += 10
-        assert entra_token.expiry(current()) - now[0] >= entra_token.RENEW_MARGIN
+        assert entra_token.expiry(current().token) - now[0] >= entra_token.RENEW_MARGIN
     assert [when - start for when in issued] == [10, 3320]  # at the start; at the first poll under 5 minutes left
 
 
@@ -292,7 +292,25 @@ def test_a_token_whose_expiry_cannot_be_read_is_asked_for_again_each_time(monkey
     monkeypatch.setattr(entra_token, "access_token",
                         lambda resource, env=None: issued.append(1) or entra_token.EntraToken("opaque", None))
     current = entra_token.renewing(entra_token.ARM_RESOURCE)
-    assert [current(), current(), current()] == ["opaque"] * 3 and len(issued) == 3
+    assert [current().token for _ in range(3)] == ["opaque"] * 3 and len(issued) == 3
+
+
+@pytest.fixture(autouse=True)
+def no_shared_tokens(monkeypatch):
+    """Each test starts with no token held from another (the provider process holds them for a whole `up`)."""
+    monkeypatch.setattr(entra_token, "_SHARED", {})
+
+
+def test_every_image_of_an_up_shares_the_deployers_entra_tokens(monkeypatch):
+    issued, exchanged = [], []
+    monkeypatch.setattr(entra_token, "access_token", lambda resource, env=None: issued.append(resource) or
+                        entra_token.EntraToken(jwt(time.time() + 3600), "tenant-1"))
+    monkeypatch.setattr(registry_image.registry_http, "exchange_with_retry",
+                        lambda server, tenant, tokens: exchanged.append((server, tenant, len(tokens))) or "refresh")
+    for server in ("mlwdevacr.azurecr.io", "mlwdevacr.azurecr.io", "contosoglobal.azurecr.io"):  # three images
+        assert registry_image.refresh_token(server) == "refresh"
+    assert issued == [entra_token.REGISTRY_RESOURCE, entra_token.ARM_RESOURCE]
+    assert [server for server, _, _ in exchanged] == ["mlwdevacr.azurecr.io"] * 2 + ["contosoglobal.azurecr.io"]
 
 
 def test_an_acr_task_build_reuses_its_arm_token_across_calls(monkeypatch):
