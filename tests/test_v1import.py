@@ -600,8 +600,9 @@ def test_the_hand_written_v1_stack_is_what_the_import_makes(tmp_path, capsys, na
 def test_a_file_that_is_neither_json_nor_yaml_is_named_without_quoting_its_lines(tmp_path, capsys):
     # PyYAML's error quotes the line it stopped at; in a deploymentconfig that line can hold a service key.
     folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
-    (folder / "deploymentconfig.json").write_text(
-        '{\n  "computeType": "AKS",\n  "keys": {"primaryKey": "%s", "secondaryKey": "%s"\n   : : }\n' % (PRIMARY, SECONDARY))
+    broken = ('{\n  "computeType": "AKS",\n'
+              f'  "keys": {{"primaryKey": "{PRIMARY}", "secondaryKey": "{SECONDARY}"\n   : : }}\n')
+    (folder / "deploymentconfig.json").write_text(broken)
     assert run(tmp_path, folder) == 1
     err = capsys.readouterr().err
     assert "deploymentconfig.json: neither JSON nor YAML (line 4, column 4: expected ',' or '}', but got ':')" in err
