@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
@@ -39,7 +40,11 @@ _SPEC = re.compile(r"^(?:[\w.\-]+::)?([A-Za-z0-9_.\-]+)\s*(?:(==|=|>=|<=|>|<|!=|
 
 
 class CondaFileError(ValueError):
-    """A conda file that cannot be read; the message names the file and the entry."""
+    """A conda file that cannot be read; the message names the file and the entry, `rule` the entry alone."""
+
+    def __init__(self, path: Path, rule: str):
+        self.rule = rule
+        super().__init__(f"{path}: {rule}")
 
 
 @dataclass(frozen=True)
@@ -103,20 +108,25 @@ def read_conda_file(path: Path) -> CondaFile:
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise CondaFileError(f"{path}: not a YAML conda environment file ({e})") from None
+        raise CondaFileError(path, f"not a YAML conda environment file ({e})") from None
+    return conda_document(document, path)
+
+
+def conda_document(document: Any, path: Path) -> CondaFile:
+    """A conda environment already read from YAML (`path`: where it is, or will be, written)."""
     if not isinstance(document, dict):
-        raise CondaFileError(f"{path}: a conda environment file is a mapping with `dependencies:`")
+        raise CondaFileError(path, "a conda environment file is a mapping with `dependencies:`")
     channels = tuple(str(c) for c in document.get("channels") or [])
     python, pip_version, packages, pip = None, None, [], []
     for entry in document.get("dependencies") or []:
         if isinstance(entry, dict):
             if set(entry) != {"pip"}:
-                raise CondaFileError(f"{path}: cannot read the dependency {entry!r} (only `pip:` is a section)")
+                raise CondaFileError(path, f"cannot read the dependency {entry!r} (only `pip:` is a section)")
             pip += [str(line).strip() for line in entry["pip"] or []]
             continue
         match = _SPEC.match(str(entry).strip())
         if match is None:
-            raise CondaFileError(f"{path}: cannot read the dependency {entry!r}")
+            raise CondaFileError(path, f"cannot read the dependency {entry!r}")
         name, op, version = match.groups()
         if name.lower() == "python":
             python = version if op in (None, "=", "==") else f"{op}{version}"

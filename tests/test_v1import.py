@@ -619,3 +619,14 @@ def test_every_bad_model_and_tag_is_named_not_only_the_first(tmp_path, capsys):
     assert code == 1
     assert "--model first:1: must be name:version=path" in err and "--model second:2=missing/file.pkl: no file" in err
     assert "--tag novalue: must be KEY=VALUE" in err and "--tag =empty-key: must be KEY=VALUE" in err
+
+
+def test_an_inline_conda_spec_the_build_cannot_read_is_named_by_its_key_not_a_temporary_file(tmp_path, capsys):
+    folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
+    inline = {"entryScript": "score.py", "environment": {"python": {"condaDependencies": {
+        "dependencies": ["python=3.8", {"conda": ["numpy"]}]}}}}
+    (folder / "inferenceconfig.json").write_text(json.dumps(inline))
+    assert run(tmp_path, folder) == 1
+    assert capsys.readouterr().err.splitlines()[1].strip() == (
+        f"{folder / 'inferenceconfig.json'}: environment.python.condaDependencies: cannot read the dependency "
+        "{'conda': ['numpy']} (only `pip:` is a section)")

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
-from components.conda import CondaFileError, read_conda_file
+from components.conda import CondaFileError, conda_document, read_conda_file
 from v1import.docker_steps import DOCKERFILE_WORDS, split_steps
 from v1import.documents import V1ImportError, read_document, section, unknown_keys
 from v1import.report import Report
@@ -92,23 +89,14 @@ def read_inference_config(path: Path, report: Report) -> InferenceConfig:
 
 def _check_conda(config: InferenceConfig) -> None:
     """The conda file read as the image build and `make run` will read it (components.conda)."""
-    if config.conda_file is not None:
-        problem = _conda_problem(config.conda_file)
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            inline = Path(folder) / "condaDependencies.yml"
-            inline.write_text(yaml.safe_dump(config.conda_inline))
-            problem = _conda_problem(inline)
-    if problem:
-        raise V1ImportError([f"{config.file}: {config.conda_source.split(': ', 1)[1]}: {problem}"])
-
-
-def _conda_problem(path: Path) -> Optional[str]:
     try:
-        read_conda_file(path)
+        if config.conda_file is not None:
+            read_conda_file(config.conda_file)
+        else:  # the inline spec as it is: the file it becomes is written only once the stack loads
+            conda_document(config.conda_inline, config.file)
     except CondaFileError as err:
-        return str(err)
-    return None
+        problem = str(err) if config.conda_file is not None else err.rule
+        raise V1ImportError([f"{config.file}: {config.conda_source.split(': ', 1)[1]}: {problem}"]) from None
 
 
 def local_path(value: str) -> str:
