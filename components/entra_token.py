@@ -84,7 +84,7 @@ _SHARED: dict[str, Callable[[], EntraToken]] = {}
 
 def shared_token(resource: str) -> EntraToken:
     """A current token for `resource`, held for every image of one `pulumi up` (one provider process serves them
-    all), which each asked for again (an az subprocess, or an Entra request, each time)."""
+    all) rather than asked for by each (an az subprocess, or an Entra request, each time)."""
     return _SHARED.setdefault(resource, renewing(resource))()
 
 
