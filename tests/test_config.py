@@ -346,3 +346,12 @@ def test_a_region_written_as_the_portal_shows_it_is_taken_as_arm_names_it():
     # `West Europe` would put a space in the monitoring rule's name and miss ARM's regional version list.
     cfg = parse({"location": "North Europe"}, workspace={"name": "w", "location": "West Europe"})
     assert (cfg.workspace.location, cfg.cluster.location) == ("westeurope", "northeurope")
+
+
+def test_a_tls_certificate_that_carries_its_private_key_is_refused():
+    # The cert is a plain stack value; a PEM bundle pasted whole would leave the key in the stack file in clear text.
+    bundle = ("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+              "-----BEGIN EC PRIVATE KEY-----\nKEY-MATERIAL\n-----END EC PRIVATE KEY-----\n")
+    found = problems(router={"tls": {"mode": "custom", "cname": "a.b.com", "cert": bundle, "key": "k"}})
+    assert found == ["router.tls.cert: holds a private key (a PEM of the certificate and its key together); give the "
+                     "certificate alone and set the key with `pulumi config set --secret --path router.tls.key ...`"]

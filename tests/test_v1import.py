@@ -630,3 +630,16 @@ def test_an_inline_conda_spec_the_build_cannot_read_is_named_by_its_key_not_a_te
     assert capsys.readouterr().err.splitlines()[1].strip() == (
         f"{folder / 'inferenceconfig.json'}: environment.python.condaDependencies: cannot read the dependency "
         "{'conda': ['numpy']} (only `pip:` is a section)")
+
+
+def test_a_certificate_file_that_holds_its_private_key_too_is_refused_and_nothing_is_written(tmp_path, capsys):
+    # A PEM bundle (certificate and key in one file) given as ssl_cert_pem_file would put the key in the stack file.
+    folder = project(tmp_path, {"computeType": "aks"}, LEGACY_IC)
+    (tmp_path / "bundle.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                                         "-----BEGIN PRIVATE KEY-----\nTLS-KEY-MATERIAL\n-----END PRIVATE KEY-----\n")
+    compute = _compute(tmp_path, {"agent_count": 3, "ssl_cname": "a.b.com", "ssl_cert_pem_file": "bundle.pem",
+                                  "ssl_key_pem_file": "bundle.pem"})
+    assert run(tmp_path, folder, "--compute", str(compute)) == 1
+    out, err = capsys.readouterr()
+    assert "router.tls.cert: holds a private key" in err and "ssl_cert_pem_file" in err
+    assert "TLS-KEY-MATERIAL" not in out + err and not (tmp_path / "Pulumi.imported.yaml").exists()

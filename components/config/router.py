@@ -37,6 +37,15 @@ class Tls(_Model):
     cert: Optional[str] = None
     key: Optional[str] = None  # secret: `pulumi config set --secret --path router.tls.key ...`
 
+    @model_validator(mode="after")
+    def _no_key_in_cert(self) -> "Tls":
+        # The cert is a plain stack value: a PEM bundle pasted whole would leave the key in the stack file in clear text.
+        if self.cert and "PRIVATE KEY-----" in self.cert:
+            raise ValueError("cert: holds a private key (a PEM of the certificate and its key together); give the "
+                             "certificate alone and set the key with `pulumi config set --secret --path "
+                             "router.tls.key ...`")
+        return self
+
 
 class Router(_Model):
     """The request router's deployment; unset replicas: 1 on dev-test, 2 (and a CPU autoscaler) on production."""
