@@ -131,5 +131,5 @@ def exchange_with_retry(login_server: str, tenant: Optional[str], tokens: list[s
             sleep(delay)
             delay = min(delay * 2, 30.0)
     raise RuntimeError(f"{login_server}: the registry refused the deploying identity's Entra tokens "
-                       f"({', '.join(failures)}); it needs AcrPush on the registry (a new role assignment can take "
-                       f"minutes to apply: run `pulumi up` again)")
+                       f"({', '.join(failures)}); it needs AcrPush on the workspace registry, AcrPull on a global "
+                       f"one (a new role assignment can take minutes to apply: run `pulumi up` again)")

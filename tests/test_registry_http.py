@@ -170,7 +170,8 @@ def test_a_token_refused_for_good_is_not_retried_and_a_lasting_refusal_is_named(
     refusals = Refusals({"registry-token": [403] * 10, "arm-token": [401] * 10})
     monkeypatch.setattr(registry_http, "exchange_aad_token", refusals)
     with pytest.raises(RuntimeError, match=r"r.azurecr.io: the registry refused the deploying identity's Entra "
-                                           r"tokens \(403, 401, 401, 401\); it needs AcrPush"):
+                                           r"tokens \(403, 401, 401, 401\); it needs AcrPush on the workspace registry, "
+                                           r"AcrPull on a global one \("):
         registry_http.exchange_with_retry("r.azurecr.io", "tenant", ["registry-token", "arm-token"], attempts=3,
                                           sleep=lambda s: None)
     assert refusals.calls == ["registry-token", "arm-token", "arm-token", "arm-token"]
