@@ -19,6 +19,7 @@ leaves (the slot again held while the replica still computes).
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -85,7 +86,7 @@ class CallbackForward:
         self._replica = replica
         self._exchange: Exchange | None = None
         self._sent_at = time.monotonic()
-        self._timer = None
+        self._timer: asyncio.TimerHandle | None = None
         self._relaying = False  # handed on to `proxy.relay`, which has started
 
     def wait_for(self, exchange: Exchange) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from typing import Callable
 
 from .pool import NoCapacity, Replica, ReplicaPool
-from .http.request import BadRequestBody, BodyTimeout, ClientGone, Request
+from .http.errors import BadRequestBody, BodyTimeout, ClientGone
+from .http.request import Request
 from .http.response import Response
 from .http.upstream import (ConnectError, Exchange, ScoringTimeout, UpstreamClient, UpstreamConnection,
                        UpstreamError)
@@ -54,16 +56,18 @@ class RequestBody:
         self._limit = limit
         self.started = False
         self.too_large = False
+        self._seen = 0
 
-    async def chunks(self):
+    async def next_chunk(self) -> bytes | None:
+        """The next chunk (None at the body's end), counted against the limit."""
         self.started = True
-        seen = 0
-        async for chunk in self._request.chunks():
-            seen += len(chunk)
-            if seen > self._limit:  # chunked upload: stop as soon as the count passes the limit
+        chunk = await self._request.next_chunk()
+        if chunk is not None:
+            self._seen += len(chunk)
+            if self._seen > self._limit:  # chunked upload: stop as soon as the count passes the limit
                 self.too_large = True
                 raise BodyTooLarge()
-            yield chunk
+        return chunk
 
 
 def request_head(request: Request, path: bytes, request_id: bytes, body_length: int | None,
@@ -106,7 +110,7 @@ class Attempt:
 
 async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, response: Response,
                   path: bytes, request_id: bytes, *, queue_wait: float, scoring_timeout: float,
-                  replica_timeout: float, max_body: int, attempt: Attempt, on_retry=lambda: None,
+                  replica_timeout: float, max_body: int, attempt: Attempt, on_retry: Callable[[], None],
                   response_headers: list[tuple[bytes, bytes]] | None = None, started: float) -> int:
     """Forward `request` to a replica of `pool` and relay the answer through `response`; returns its status.
 
@@ -242,7 +246,7 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
 async def _upload(conn: UpstreamConnection, exchange: Exchange, body: RequestBody, chunked: bool) -> None:
     """Stream the client's body to the replica, at the replica's pace."""
     try:
-        async for chunk in body.chunks():
+        while (chunk := await body.next_chunk()) is not None:
             if chunked:
                 conn.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
             else:
@@ -301,7 +305,7 @@ async def relay(pool: ReplicaPool, replica: Replica, exchange: Exchange, respons
             response.send(status, headers, await exchange.read())
             return status
         response.start(status, headers, length)
-        async for chunk in exchange.chunks():
+        while (chunk := await exchange.next_chunk()) is not None:
             # Wait for room before a write, not after it: once the last chunk is written the loop ends
             # without waiting on the client, and the slot goes back.
             await response.drain()

@@ -2,7 +2,7 @@
 (`request.Request`) and a replica's response body (`upstream.Exchange`).
 
 The body arrives from one socket and is queued for one consumer, who reads it whole (`read`, for bodies
-known to be small) or chunk by chunk (`chunks`). While more than HIGH_WATER bytes wait, the sending socket
+known to be small) or chunk by chunk (`next_chunk`). While more than HIGH_WATER bytes wait, the sending socket
 is not read; below LOW_WATER it is read again. So the slower side sets the pace and the router's memory
 holds at most about HIGH_WATER per body. (`writeflow.WriteFlow` is the other direction.)
 """
@@ -59,20 +59,20 @@ class ReadFlow:
         self._buffered = 0
         return body
 
-    async def chunks(self):
-        """The body as it arrives, with the sender paused while the consumer is slower."""
+    async def next_chunk(self) -> bytes | None:
+        """The body's next chunk as it arrives (None at its end), with the sender paused while the consumer
+        is slower."""
         while True:
             if self._chunks:
                 chunk = self._chunks.popleft()
                 self._buffered -= len(chunk)
                 if self._buffered < LOW_WATER:
                     self._drained()
-                yield chunk
-            elif self._body_done:
+                return chunk
+            if self._body_done:
                 self._raise_if_failed()
-                return
-            else:
-                await self._wait()
+                return None
+            await self._wait()
 
     # ---- the socket's side -------------------------------------------------------------------
 

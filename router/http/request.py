@@ -13,19 +13,8 @@ from collections import deque
 import httptools
 
 from .connection import ClientConnection
+from .errors import BadRequestBody, BodyTimeout, ClientGone
 from .readflow import ReadFlow
-
-
-class ClientGone(ConnectionError):
-    """The client's connection ended before its request body did."""
-
-
-class BadRequestBody(ConnectionError):
-    """The body broke the framing it announced (httptools rejected it): the request cannot go on."""
-
-
-class BodyTimeout(ConnectionError):
-    """The body did not arrive within the body timeout (`HttpLimits.body_timeout_seconds`): 408."""
 
 
 class Request(ReadFlow):
@@ -109,7 +98,8 @@ class Request(ReadFlow):
         if self._error is not None:
             raise self._error
 
-    _raise_if_failed = raise_if_failed  # ReadFlow's hook
+    def _raise_if_failed(self) -> None:  # ReadFlow's hook
+        self.raise_if_failed()
 
     def _backlogged(self) -> None:
         if not self._whole:  # `read` wants all of it: pausing the client would stall it

@@ -36,7 +36,8 @@ from typing import Awaitable, Callable, Optional
 import httptools
 
 from ..settings import HttpLimits
-from .request import BadRequestBody, BodyTimeout, ClientGone, Request
+from .errors import BadRequestBody, BodyTimeout, ClientGone
+from .request import Request
 from .response import TEXT, Response
 from .writeflow import WriteFlow
 

@@ -71,7 +71,7 @@ class ExchangeListener(Protocol):
 
 class Exchange(ReadFlow):
     """One request on a connection and the replica's response to it; the response body is read through
-    `ReadFlow` (`read`, `chunks`), with the replica's socket paused while the client is slower."""
+    `ReadFlow` (`read`, `next_chunk`), with the replica's socket paused while the client is slower."""
 
     __slots__ = ("response", "status", "headers", "content_length", "sent", "unsent", "_conn",
                  "_chunks", "_buffered", "_ended", "_error", "_waiter", "_on_end", "_timer", "_pump",
