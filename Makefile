@@ -12,6 +12,8 @@ POLICY_VENV := .venv-policies
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 REQUIREMENTS := requirements.txt router/requirements.txt router/requirements-test.txt fetcher/requirements.txt
+# mypy, whose mypyc compiles the router's request path (`make native`).
+REQUIREMENTS += router/requirements-build.txt
 # check-jsonschema, for the workflow files in .github/ (its schemas ship in the package).
 REQUIREMENTS += tools/requirements-workflows.txt
 # numpy and pandas, for the v1 runtime package's tests (tests/v1runtime/).
@@ -20,7 +22,7 @@ REQUIREMENTS += tests/v1runtime/requirements.txt
 TOOLS := .tools
 AZURITE_VERSION := 3.35.0
 
-.PHONY: run token status logs keys regen-key import-v1 describe test bench bench-program bench-bytecodes bench-instructions venv clean
+.PHONY: run token status logs keys regen-key import-v1 describe test bench bench-program bench-bytecodes bench-instructions venv native clean
 
 # A virtualenv is rebuilt only when its requirements change (the stamp records that).
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -48,14 +50,22 @@ $(TOOLS)/.installed-azurite-$(AZURITE_VERSION):
 	npm install --silent --no-fund --no-audit --prefix $(TOOLS) azurite@$(AZURITE_VERSION)
 	touch $@
 
+# The router's request path compiled with mypyc (router/build_native.py), as the router image runs it;
+# rebuilt when a router source changes. `python router/build_native.py --clean` goes back to interpreted.
+router/native-sources.txt: $(VENV)/.installed router/mypy.ini $(wildcard router/*.py router/http/*.py)
+	command -v gcc >/dev/null || (apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null)
+	$(PY) router/build_native.py
+
+native: router/native-sources.txt
+
 venv: $(VENV)/.installed $(INFERENCE_VENV)/.installed $(POLICY_VENV)/.installed $(CHECKOV_VENV)/.installed $(TOOLS)/.installed-azurite-$(AZURITE_VERSION)
 
 # Every test; none is skipped for want of the inference server, which is installed first.
-test: venv
+test: venv native
 	ROUTER_INFERENCE_PYTHON=$(CURDIR)/$(INFERENCE_VENV)/bin/python $(PY) -m pytest -q
 
 # Router overhead and throughput against nginx and the floor of its own stack (installs nginx and wrk).
-bench: venv
+bench: venv native
 	bench/run.sh
 
 # The Pulumi program's own cost (wall time, peak RSS) under mocks for 1, 100 and 1,000 services.
@@ -78,7 +88,7 @@ check: $(VENV)/.installed $(POLICY_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(PY) -m tools.check --stack $(STACK)
 
 # Serves the stack's services and endpoints on 127.0.0.1 in the foreground (Ctrl-C stops everything).
-run: $(VENV)/.installed
+run: $(VENV)/.installed native
 	$(PY) -m local run --stack $(STACK)
 
 # A token for a token-auth service of the running stack: make token SERVICE=sentiment
@@ -114,4 +124,5 @@ describe: $(VENV)/.installed
 	$(PY) -m components.describe Pulumi.$(STACK).yaml
 
 clean:
+	-$(PY) router/build_native.py --clean
 	rm -rf $(VENV) $(INFERENCE_VENV) $(POLICY_VENV) $(CHECKOV_VENV) $(TOOLS) .serving build

@@ -9,7 +9,8 @@ in a preview of a new tag.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
 from typing import Optional
 
 import pulumi
@@ -19,9 +20,15 @@ from components.registry_image import RegistryImage
 from fetcher.content import content_hash, folder_files
 
 
+# What `make native` leaves in router/ (router/build_native.py): the image builds its own, so neither its tag
+# nor its build context depends on whether this checkout ran it (and no host-built binary is uploaded).
+LOCAL_BUILD_OUTPUTS = ("*.so", "native-sources.txt")
+
+
 def folder_context(folder: Path) -> dict[str, bytes]:
     """The build context of `folder`: exactly the files its tag hashes (.dockerignore applies in the build)."""
-    return {relative: path.read_bytes() for relative, path in folder_files(folder)}
+    return {relative: path.read_bytes() for relative, path in folder_files(folder)
+            if not any(fnmatch(PurePosixPath(relative).name, pattern) for pattern in LOCAL_BUILD_OUTPUTS)}
 
 
 class SourceImage(pulumi.ComponentResource):

@@ -40,6 +40,7 @@ def _quoted(value: str | None) -> str:
         if len(_QUOTED) >= _QUOTED_MAX:
             _QUOTED.clear()
             _QUOTED[None] = "null"
+        assert value is not None  # always in the cache
         quoted = _QUOTED[value] = _quote(value)
     return quoted
 

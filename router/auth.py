@@ -204,6 +204,7 @@ def build_authenticator(config: AuthConfig, key_sets: KeySets | None = None) -> 
     if config.mode == "key":
         return KeyAuth(config.key_files)
     token = config.token
+    assert token is not None  # the config's own check: mode "token" comes with its settings
     published = key_sets.for_config(token) if key_sets is not None and (token.jwks_url or token.discovery_url) \
         else None
     return JwtAuth(token, published)

@@ -71,6 +71,7 @@ def forward_now(call: "Call", scoring: "Scoring") -> bool:
         return False
     exchange.sent = True
     forwarding.wait_for(exchange)
+    call.metrics.in_callbacks += 1
     return True
 
 
@@ -140,6 +141,7 @@ class CallbackForward:
         if self._relaying:
             return  # `relay` is cancelled with its task and cleans up itself
         exchange = self._exchange
+        assert exchange is not None  # set before the client can leave: the connection knows this call only after
         call = self._call
         if not exchange.status:  # the replica is still computing: its slot stays taken until it answers
             self._stop_clock()
@@ -160,6 +162,7 @@ class CallbackForward:
 
     def _hold(self) -> None:
         exchange, call = self._exchange, self._call
+        assert exchange is not None
         exchange.listener = None
         exchange.hold(self._sent_at + call.service.replica_timeout,
                       functools.partial(call.service.pool.release, self._replica))
@@ -171,7 +174,8 @@ class CallbackForward:
 
     async def _relay(self) -> int:
         self._relaying = True
-        call = self._call
-        return await relay(call.service.pool, self._replica, self._exchange, call.response, call.request_id,
+        call, exchange = self._call, self._exchange
+        assert exchange is not None
+        return await relay(call.service.pool, self._replica, exchange, call.response, call.request_id,
                            call.version_header, call.attempt)
 

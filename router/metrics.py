@@ -45,7 +45,7 @@ class Metrics:
 class ServiceMetrics:
     """One service's request counts, added to on the request path (one event-loop thread, no lock)."""
 
-    __slots__ = ("requests", "buckets", "seconds", "retries", "auth_failures")
+    __slots__ = ("requests", "buckets", "seconds", "retries", "auth_failures", "in_callbacks")
 
     def __init__(self) -> None:
         self.requests: dict[int, int] = {}  # status -> answers
@@ -53,6 +53,7 @@ class ServiceMetrics:
         self.seconds = 0.0
         self.retries = 0
         self.auth_failures = 0
+        self.in_callbacks = 0  # forwarded without a task (router/callback_forward.py)
 
     def answered(self, status: int, seconds: float) -> None:
         requests = self.requests
@@ -77,6 +78,9 @@ class _RequestPathCollector:
                                       "Requests sent again (refused, or reset before the request was written)",
                                       labels=["service"])
         auth_failures = CounterMetricFamily("router_auth_failures", "Requests refused with 401", labels=["service"])
+        in_callbacks = CounterMetricFamily(
+            "router_requests_in_callbacks", "Requests forwarded in callbacks, without a task (body whole, a free "
+            "slot, an idle kept-alive replica connection)", labels=["service"])
         for name, m in self._services.items():
             for status, count in sorted(m.requests.items()):
                 requests.add_metric([name, str(status)], count)
@@ -87,4 +91,5 @@ class _RequestPathCollector:
             latency.add_metric([name], buckets, m.seconds)
             retries.add_metric([name], m.retries)
             auth_failures.add_metric([name], m.auth_failures)
-        yield from (requests, latency, retries, auth_failures)
+            in_callbacks.add_metric([name], m.in_callbacks)
+        yield from (requests, latency, retries, auth_failures, in_callbacks)

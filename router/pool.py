@@ -203,7 +203,7 @@ class ReplicaPool:
     async def _probe_until_back(self, replica: Replica) -> None:
         while replica.ejected and not replica.removed:
             await asyncio.sleep(self._probe_interval)
-            if await self._prober(replica.url):
+            if self._prober is not None and await self._prober(replica.url):
                 replica.ejected = False
                 log.info("service %s: replica %s answers again; readmitted", self.service, replica.url)
                 self._dispatch()

@@ -45,7 +45,7 @@ class BodyTooLarge(Exception):
 
 
 class RequestBody:
-    """The client's body as a re-startable async iterable, counted against the size limit.
+    """The client's body, read as it arrives (`next_chunk`) and counted against the size limit.
 
     `started` tells whether any byte was read from the client: until then a failed attempt can be retried
     on another replica with a fresh iterator.
@@ -120,21 +120,24 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
     kept-alive connection turned out reset.
     """
     deadline = started + scoring_timeout
-    body: RequestBody | bytes = b""
+    whole = b""  # a body small enough to be read at once
+    stream: RequestBody | None = None  # or the body as it arrives
     body_length = None  # set when the whole body is in hand
     if request.body_exists:
         length = request.content_length
         # A body that fits in one chunk is read at once: one write upstream, and it can be re-sent.
         small = length is not None and length <= CHUNK
         try:
-            body = await request.read() if small else RequestBody(request, max_body)
+            if small:
+                whole = await request.read()
+                body_length = len(whole)
+            else:
+                stream = RequestBody(request, max_body)
         except (BadRequestBody, BodyTimeout) as e:
             raise _body_failed(e) from None
-        body_length = len(body) if small else None
         if request.failed:  # a streamed body already broke off (e.g. bad chunking in its first read): no replica sees it
             _raise_body_failure(request)
-    streamed = isinstance(body, RequestBody)
-    chunked = streamed and request.content_length is None
+    chunked = stream is not None and request.content_length is None
     method, target, headers = request_head(request, path, request_id, body_length, chunked)
     replica = None
     fresh = attempt.fresh  # once a kept-alive connection failed: from then on only new connections
@@ -159,7 +162,7 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
                 raise ProxyError(504, "scoring timed out") from None
             pool.eject(replica)
             replica = None
-            if not (streamed and body.started) and time.monotonic() < deadline:
+            if not (stream is not None and stream.started) and time.monotonic() < deadline:
                 attempt.retries += 1
                 on_retry()
                 continue
@@ -168,13 +171,13 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
             pool.release(replica)
             raise
         head = b"".join((method, connections.prefix, target, connections.authority, headers))
-        exchange = conn.start(head if streamed else head + body, replica_timeout)
-        if streamed:
-            exchange.pump(asyncio.get_running_loop().create_task(_upload(conn, exchange, body, chunked)))
+        exchange = conn.start(head if stream is not None else head + whole, replica_timeout)
+        if stream is not None:
+            exchange.pump(asyncio.get_running_loop().create_task(_upload(conn, exchange, stream, chunked)))
         else:
             exchange.sent = True
         try:
-            await _response_headers(pool, replica, exchange, deadline, sent_at, replica_timeout, attempt, body)
+            await _response_headers(pool, replica, exchange, deadline, sent_at, replica_timeout, attempt, stream)
         except NeverSent:
             # The kept-alive connection had been reset before the request was written: the replica cannot
             # have seen it. Send it on a new connection to the same replica, keeping its slot.
@@ -208,7 +211,7 @@ class NeverSent(Exception):
 
 async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Exchange, deadline: float,
                             sent_at: float, replica_timeout: float, attempt: Attempt,
-                            body: RequestBody | bytes) -> None:
+                            stream: RequestBody | None) -> None:
     """Wait for the replica's status line and headers, until the deadline.
 
     One timer on the exchange's own future, rather than a task and `asyncio.wait` per request. When the
@@ -217,6 +220,7 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
     """
     timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), exchange.time_out)
     try:
+        assert exchange.response is not None  # an exchange without a listener has its future
         await exchange.response
     except (asyncio.CancelledError, ScoringTimeout) as e:
         exchange.hold(sent_at + replica_timeout, functools.partial(pool.release, replica))
@@ -224,12 +228,11 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
             raise ProxyError(504, "scoring timed out") from None
         raise
     except BaseException as e:
-        streamed = isinstance(body, RequestBody)
-        if isinstance(e, UpstreamError) and exchange.unsent and not (streamed and body.started) \
+        if isinstance(e, UpstreamError) and exchange.unsent and not (stream is not None and stream.started) \
                 and time.monotonic() < deadline:
             raise NeverSent() from e  # the slot stays with the request
         pool.release(replica)
-        if streamed and body.too_large:
+        if stream is not None and stream.too_large:
             raise ProxyError(413, "request body too large") from e
         if isinstance(e, (BadRequestBody, BodyTimeout)):  # the upload broke off: the client's fault
             raise _body_failed(e) from e

@@ -104,7 +104,9 @@ class Scoring:
             response.send_text(200, "Healthy")  # v1's liveness answer
             return None
         if route.endpoint is None:
-            service, auth, version = route.service, route.service.auth, None
+            service = route.service
+            assert service is not None  # a route has a service or an endpoint
+            auth, version = service.auth, None
         else:
             pinned = request.header(VERSION_HEADER)
             picked = route.endpoint.pick(pinned.decode("latin-1") if pinned else None)

@@ -355,6 +355,21 @@ def test_a_source_images_context_is_byte_identical_whatever_the_umask_and_mtimes
     assert gzip.decompress(contexts[0]) and contexts[0][4:8] == b"\0\0\0\0"  # no time in the gzip header
 
 
+def test_a_native_build_in_the_checkout_changes_neither_the_router_tag_nor_its_context(tmp_path):
+    folder = tmp_path / "router"
+    for relative, source in folder_files_of(ROOT / "router"):
+        if not relative.endswith(".so") and relative != "native-sources.txt":
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(source.read_bytes())
+    _, before = run(lambda: {"tag": SourceImage("router-image", folder, target()).tag})
+    (folder / "http" / "server.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF built here")
+    (folder / "native-sources.txt").write_text("0" * 64 + "  router/http/server.py\n")
+    _, after = run(lambda: {"tag": SourceImage("router-image", folder, target()).tag})
+    assert after["tag"] == before["tag"]
+    assert not [name for name in folder_context(folder) if name.endswith(".so") or name == "native-sources.txt"]
+    assert "http/server.py" in folder_context(folder)
+
+
 # ---------------------------------------------------------------- one image per environment content
 
 

@@ -6,7 +6,7 @@ know it only through this Protocol, so neither imports the server.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
 if TYPE_CHECKING:
     from .response import Response
@@ -30,7 +30,7 @@ class ClientConnection(Protocol):
     # ---- the answer --------------------------------------------------------------------------
     def write(self, data: bytes) -> None: ...
 
-    def writelines(self, data: Iterable[bytes]) -> None: ...
+    def writelines(self, data: tuple[bytes, ...]) -> None: ...
 
     async def drain(self) -> None:
         """Wait while the client's socket buffer is full."""

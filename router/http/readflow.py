@@ -16,7 +16,6 @@ LOW_WATER = 64 * 1024  # and read it again once the queue is below this
 
 
 class ReadFlow:
-    __slots__ = ()
     _chunks: deque[bytes]
     _buffered: int
     _waiter: asyncio.Future | None

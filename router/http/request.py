@@ -13,7 +13,6 @@ from collections import deque
 import httptools
 
 from .connection import ClientConnection
-from .errors import BadRequestBody, BodyTimeout, ClientGone
 from .readflow import ReadFlow
 
 

@@ -17,7 +17,15 @@ from .request import Request
 Headers = Iterable[tuple[bytes, bytes]]
 STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 TEXT = (b"Content-Type", b"text/plain; charset=utf-8")
-_date = [0, b""]
+
+
+class _Date:
+    """The Date header line, formatted once a second rather than per response."""
+    second = 0
+    line = b""
+
+
+_date = _Date()
 
 
 def _status_line(status: int) -> bytes:
@@ -25,11 +33,10 @@ def _status_line(status: int) -> bytes:
 
 
 def _date_line() -> bytes:
-    # Formatted once a second rather than per response.
     now = int(time.time())
-    if now != _date[0]:
-        _date[0], _date[1] = now, b"Date: %s\r\n" % formatdate(now, usegmt=True).encode()
-    return _date[1]
+    if now != _date.second:
+        _date.second, _date.line = now, b"Date: %s\r\n" % formatdate(now, usegmt=True).encode()
+    return _date.line
 
 
 class Response:

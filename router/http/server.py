@@ -31,7 +31,7 @@ import struct
 import termios
 from collections import deque
 from http import HTTPStatus
-from typing import Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, cast
 
 import httptools
 
@@ -65,14 +65,16 @@ class BadHead(Exception):
         self.reason = reason
 
 
-class HttpConnection(WriteFlow, asyncio.Protocol):
+class HttpConnection(WriteFlow):
+    """asyncio's protocol for one client connection (by its methods: not a subclass of `asyncio.Protocol`, so
+    that mypyc makes it a native class, `router/build_native.py`)."""
+
     def __init__(self, server: "HttpServer") -> None:
         self._server = server
         self.loop = server.loop
         self._limits = server.limits
         self._seconds_per_body_byte = 1 / server.limits.min_body_bytes_per_second
         self._parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
         self.closing = False  # no further requests: answer the current one and close
         self.idle_since = self.loop.time()
         self._url = b""
@@ -123,6 +125,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             self._starting = None
             self._launch(request)
         self._update_reading()
+
+    def eof_received(self) -> None:
+        """The client half-closed: asyncio then closes the transport (as `asyncio.Protocol`'s default)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = self.closing = True
@@ -285,7 +290,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
     def response_done(self, response: Response) -> None:
         """The answer is written: on to the next request, or close the connection."""
         request, self._active, self._task, self._call = self._active, None, None, None
-        if self._lost:
+        if self._lost or request is None:
             return
         unread = not request.complete or request.failed
         if response.close or self.closing or not request.keep_alive or unread:
@@ -440,22 +445,23 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 class HttpServer:
     def __init__(self, handler: Handler, limits: HttpLimits | None = None) -> None:
         self.handler = handler
-        self.limits = limits or HttpLimits()
+        self.limits = limits or HttpLimits.model_validate({})
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpConnection] = set()
         self.running = 0  # handler tasks not yet finished
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._quiet: asyncio.Event | None = None  # set during shutdown once nothing is left
 
     async def listen(self, host: str, port: int, backlog: int = 1024, ssl: "ssl_module.SSLContext | None" = None) -> None:
-        self._server = await self.loop.create_server(lambda: HttpConnection(self), host, port, backlog=backlog,
+        self._server = await self.loop.create_server(_factory(self), host, port, backlog=backlog,
                                                      ssl=ssl)
         self._sweep = self.loop.call_later(SWEEP_SECONDS, self.sweep)
 
     @property
     def port(self) -> int:
-        return self._server.sockets[0].getsockname()[1]
+        server: Any = self._server  # uvloop's `sockets` is a list where typeshed (and mypyc) expect a tuple
+        return server.sockets[0].getsockname()[1]
 
     def sweep(self) -> None:
         """Every connection's timeouts; runs every SWEEP_SECONDS until the server is closed."""
@@ -492,3 +498,8 @@ class HttpServer:
             if self._sweep is not None:
                 self._sweep.cancel()
                 self._sweep = None
+
+
+def _factory(server: HttpServer) -> Callable[[], asyncio.Protocol]:
+    """`create_server`'s protocol factory: HttpConnection is a protocol by its methods, not by its base."""
+    return cast("Callable[[], asyncio.Protocol]", lambda: HttpConnection(server))

@@ -25,7 +25,7 @@ import logging
 import ssl as ssl_module
 import time
 from collections import deque
-from typing import Callable, Protocol
+from typing import Callable, Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -196,14 +196,14 @@ class Exchange(ReadFlow):
             self._waiter = None
 
 
-class UpstreamConnection(WriteFlow, asyncio.Protocol):
-    """One connection to a replica, carrying one exchange at a time (HTTP/1.1, no pipelining)."""
+class UpstreamConnection(WriteFlow):
+    """One connection to a replica, carrying one exchange at a time (HTTP/1.1, no pipelining). asyncio's
+    protocol by its methods, as `server.HttpConnection`."""
 
     def __init__(self, replica: "ReplicaConnections") -> None:
         self.loop = replica.loop
         self._replica = replica
         self._parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
         self.idle = False  # in its replica's idle list
@@ -294,6 +294,9 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         if exchange is not None and exchange.listener is not None and exchange.status:
             exchange.listener.exchange_paused(exchange)
 
+    def eof_received(self) -> None:
+        """The replica half-closed: asyncio then closes the transport (as `asyncio.Protocol`'s default)."""
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._replica.forget(self)
@@ -357,6 +360,8 @@ class ReplicaConnections:
         self.loop = loop
         self.drop_headers = drop_headers
         self._on_unused = on_unused
+        if parts.hostname is None:
+            raise ValueError(f"a replica URL names its host: {url!r}")
         self.host = parts.hostname
         self.https = parts.scheme == "https"
         self.port = parts.port or (443 if self.https else 80)
@@ -369,17 +374,17 @@ class ReplicaConnections:
 
     async def get(self, timeout: float, fresh: bool = False) -> UpstreamConnection:
         """An idle kept-alive connection (unless `fresh`), else a new one."""
-        conn = None if fresh else self.idle()  # the most recently used: the least likely to have been closed
-        if conn is not None:
-            return conn
+        idle = None if fresh else self.idle()  # the most recently used: the least likely to have been closed
+        if idle is not None:
+            return idle
         try:
             async with asyncio.timeout(min(CONNECT_TIMEOUT, timeout)):
                 _, conn = await self.loop.create_connection(
-                    lambda: UpstreamConnection(self), self.host, self.port, ssl=self._ssl)
+                    _factory(self), self.host, self.port, ssl=self._ssl)
         except (OSError, TimeoutError) as e:
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e!r}",
                                isinstance(e, TimeoutError)) from e
-        return self._lend(conn)
+        return self._lend(cast(UpstreamConnection, conn))
 
     def idle(self) -> UpstreamConnection | None:
         """An idle kept-alive connection, if there is one (no waiting)."""
@@ -463,3 +468,8 @@ class UpstreamClient:
         for replica in self._replicas.values():
             replica.close()
         self._replicas.clear()
+
+
+def _factory(replica: ReplicaConnections) -> Callable[[], asyncio.Protocol]:
+    """`create_connection`'s protocol factory: UpstreamConnection is a protocol by its methods, not by its base."""
+    return cast("Callable[[], asyncio.Protocol]", lambda: UpstreamConnection(replica))

@@ -204,7 +204,6 @@ async def test_a_client_gone_before_the_handed_over_task_starts_is_499_and_leave
             gc.collect()
         router_.access_log.flush()
         lines = [json.loads(line) for line in router_.access_log._stream.getvalue().splitlines()]
-        assert not in_callbacks[-1]._relaying  # the task the request was handed to never started
         assert [(e["requestId"], e["status"]) for e in lines if e["requestId"] == "gone"] == [("gone", 499)]
         assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
     finally:
@@ -337,7 +336,7 @@ async def test_a_kept_alive_connection_found_reset_in_callbacks_sends_the_body_o
         finally:
             sock.close()
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\npayload"), answer
-        assert len(in_callbacks) == 1  # the callbacks took the request, found the connection reset, handed it on
+        assert len(in_callbacks) == 0  # the callbacks found the connection reset and handed it on: a retry (below)
         assert replica.bodies == [b"warm", b"payload"] and len(replica.writers) == 2
         assert router_.services["echo"].pool.in_flight == 0
         router_.access_log.flush()
