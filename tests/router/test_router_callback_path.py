@@ -37,6 +37,7 @@ async def test_requests_on_a_kept_alive_replica_connection_are_forwarded_in_call
         assert resp.status == 200 and await resp.read() == b"body-%d" % i
         assert resp.headers["x-request-id"] == f"r{i}"
     assert len(in_callbacks) == 4  # the first request opened the connection the other four used
+    assert router_.metrics.registry.get_sample_value("router_requests_in_callbacks_total", {"service": "echo"}) == 4
     assert [r["headers"]["x-request-id"] for r in m.requests] == [f"r{i}" for i in range(5)]
     assert "authorization" not in m.requests[-1]["headers"]
     assert [(e["requestId"], e["status"]) for e in logged(router_)] == [(f"r{i}", 200) for i in range(5)]
