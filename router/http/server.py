@@ -39,7 +39,7 @@ from ..settings import HttpLimits
 from .errors import BadRequestBody, BodyTimeout, ClientGone
 from .request import Request
 from .response import TEXT, Response
-from .writeflow import WriteFlow
+from .connection import ClientConnection
 
 log = logging.getLogger("router.http")
 # Answers, or takes the request on, and returns None; or returns the coroutine that will (run in a task).
@@ -65,7 +65,7 @@ class BadHead(Exception):
         self.reason = reason
 
 
-class HttpConnection(WriteFlow):
+class HttpConnection(ClientConnection):
     """asyncio's protocol for one client connection (by its methods: not a subclass of `asyncio.Protocol`, so
     that mypyc makes it a native class, `router/build_native.py`)."""
 
