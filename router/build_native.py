@@ -59,7 +59,8 @@ def build() -> None:
     extensions = mypycify(["--config-file", "router/mypy.ini", *MODULES], opt_level="3",
                           target_dir=str(BUILD_DIR))
     setup(name="router-native", ext_modules=extensions,
-          script_args=["--quiet", "build_ext", "--inplace", "--build-temp", str(BUILD_DIR / "temp")])
+          script_args=["--quiet", "build_ext", "--inplace", "--build-temp", str(BUILD_DIR / "temp"),
+                       "--build-lib", str(BUILD_DIR / "lib")])
     NATIVE_STAMP.write_text("".join(f"{digest(ROOT / m)}  {m}\n" for m in MODULES))
 
 
