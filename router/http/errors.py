@@ -1,6 +1,6 @@
 """Why a request's body could not be read: raised to its handler, answered 499, 400 or 408.
 
-In a module of their own, which stays interpreted when the request path is compiled (`router/native.py`):
+In a module of their own, which stays interpreted when the request path is compiled (`router/build_native.py`):
 mypyc cannot compile subclasses of built-in exceptions other than `Exception`.
 """
 

@@ -31,7 +31,7 @@ import struct
 import termios
 from collections import deque
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Optional, cast
+from typing import Any, Awaitable, Callable, Optional
 
 import httptools
 
@@ -40,6 +40,7 @@ from .errors import BadRequestBody, BodyTimeout, ClientGone
 from .request import Request
 from .response import TEXT, Response
 from .connection import ClientConnection
+from .writeflow import protocol_factory
 
 log = logging.getLogger("router.http")
 # Answers, or takes the request on, and returns None; or returns the coroutine that will (run in a task).
@@ -454,8 +455,8 @@ class HttpServer:
         self._quiet: asyncio.Event | None = None  # set during shutdown once nothing is left
 
     async def listen(self, host: str, port: int, backlog: int = 1024, ssl: "ssl_module.SSLContext | None" = None) -> None:
-        self._server = await self.loop.create_server(_factory(self), host, port, backlog=backlog,
-                                                     ssl=ssl)
+        self._server = await self.loop.create_server(protocol_factory(lambda: HttpConnection(self)), host, port,
+                                                     backlog=backlog, ssl=ssl)
         self._sweep = self.loop.call_later(SWEEP_SECONDS, self.sweep)
 
     @property
@@ -498,8 +499,3 @@ class HttpServer:
             if self._sweep is not None:
                 self._sweep.cancel()
                 self._sweep = None
-
-
-def _factory(server: HttpServer) -> Callable[[], asyncio.Protocol]:
-    """`create_server`'s protocol factory: HttpConnection is a protocol by its methods, not by its base."""
-    return cast("Callable[[], asyncio.Protocol]", lambda: HttpConnection(server))

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from .readflow import ReadFlow
-from .writeflow import WriteFlow
+from .writeflow import WriteFlow, protocol_factory
 
 log = logging.getLogger("router.upstream")
 CONNECT_TIMEOUT = 5.0
@@ -380,7 +380,7 @@ class ReplicaConnections:
         try:
             async with asyncio.timeout(min(CONNECT_TIMEOUT, timeout)):
                 _, conn = await self.loop.create_connection(
-                    _factory(self), self.host, self.port, ssl=self._ssl)
+                    protocol_factory(lambda: UpstreamConnection(self)), self.host, self.port, ssl=self._ssl)
         except (OSError, TimeoutError) as e:
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e!r}",
                                isinstance(e, TimeoutError)) from e
@@ -468,8 +468,3 @@ class UpstreamClient:
         for replica in self._replicas.values():
             replica.close()
         self._replicas.clear()
-
-
-def _factory(replica: ReplicaConnections) -> Callable[[], asyncio.Protocol]:
-    """`create_connection`'s protocol factory: UpstreamConnection is a protocol by its methods, not by its base."""
-    return cast("Callable[[], asyncio.Protocol]", lambda: UpstreamConnection(replica))

@@ -7,6 +7,13 @@ Writes after the peer has gone are dropped: the writer learns it at its next `dr
 from __future__ import annotations
 
 import asyncio
+from typing import Callable, cast
+
+
+def protocol_factory(make: Callable[[], "WriteFlow"]) -> Callable[[], asyncio.Protocol]:
+    """`make` as `create_server`'s or `create_connection`'s protocol factory: the router's connections are
+    asyncio protocols by their methods, not by their base (so that mypyc makes them native classes)."""
+    return cast("Callable[[], asyncio.Protocol]", make)
 
 
 class WriteFlow:
