@@ -7,6 +7,7 @@ adds a local wheel folder whose newest wheels an old Python's pip would take and
 import csv
 import json
 import os
+import time
 
 import pytest
 import requests
@@ -94,7 +95,14 @@ def test_model_data_is_collected_in_v1s_layout_under_python_3_6(v1_run):
 
 def test_the_server_reads_model_ids_from_the_layout(v1_run):
     # Each replica's output is a file of its own (what `python -m aks_serving logs --local` reads).
-    replicas = sorted((v1_run.state / "logs").glob("*/replica-*.log"))
-    logs = [path.read_text() for path in replicas]
-    assert len(replicas) >= 7 and all("Listening at: http://127.0.0.1" in log for log in logs)  # gunicorn started
+    # A replica the autoscaler added moments ago may still be starting: each gets up to 60 s (bounded).
+    deadline = time.monotonic() + 60
+    while True:
+        replicas = sorted((v1_run.state / "logs").glob("*/replica-*.log"))
+        logs = [path.read_text() for path in replicas]
+        starting = [p.parent.name for p, log in zip(replicas, logs) if "Listening at: http://127.0.0.1" not in log]
+        if not starting or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(replicas) >= 7 and starting == []  # gunicorn started in every replica
     assert not any("Error while fetching model IDs" in log or "NotADirectoryError" in log for log in logs)
