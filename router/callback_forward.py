@@ -22,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from typing import TYPE_CHECKING
 
+from .clock import monotonic
 from .http.upstream import Exchange
 from .pool import Replica
 from .proxy import CHUNK, answer_headers, answer_length, relay, request_head
@@ -86,7 +86,7 @@ class CallbackForward:
         self._scoring = scoring
         self._replica = replica
         self._exchange: Exchange | None = None
-        self._sent_at = time.monotonic()
+        self._sent_at = monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._relaying = False  # handed on to `proxy.relay`, which has started
 
@@ -158,7 +158,7 @@ class CallbackForward:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._call.attempt.upstream_ms = (time.monotonic() - self._sent_at) * 1000
+        self._call.attempt.upstream_ms = (monotonic() - self._sent_at) * 1000
 
     def _hold(self) -> None:
         exchange, call = self._exchange, self._call

@@ -9,10 +9,10 @@ import asyncio
 import logging
 import operator
 from collections import deque
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Final
 
 log = logging.getLogger("router.pool")
-_OUTSTANDING = operator.attrgetter("outstanding")
+_OUTSTANDING: Final = operator.attrgetter("outstanding")
 
 
 class NoCapacity(Exception):

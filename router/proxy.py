@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
-from typing import Callable
+from typing import Callable, Final
 
+from .clock import monotonic
 from .pool import NoCapacity, Replica, ReplicaPool
 from .http.errors import BadRequestBody, BodyTimeout, ClientGone
 from .http.request import Request
@@ -17,18 +17,18 @@ from .http.response import Response
 from .http.upstream import (ConnectError, Exchange, ScoringTimeout, UpstreamClient, UpstreamConnection,
                        UpstreamError)
 
-CHUNK = 64 * 1024
+CHUNK: Final = 64 * 1024
 # Hop-by-hop headers (RFC 9110 7.6.1) are per connection; Authorization carries the caller's key or
 # token, which the model has no use for and should never see. x-request-id is written once, by the router
 # (the client's own when it is valid): forwarded as well, the server would read "id,id" (its Request Id in
 # Application Insights) or, for a replaced id, the client's forged one beside ours.
-DROP_REQUEST_HEADERS = frozenset(h.lower().encode() for h in (
+DROP_REQUEST_HEADERS: Final = frozenset(h.lower().encode() for h in (
     "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
     "Host", "Authorization", "Expect", "Proxy-Authorization", "X-Request-Id"))
 # Dropped from the replica's answer (by the upstream client, with the hop-by-hop ones, as it parses): the
 # router sets Date and x-request-id itself, and the replica's Server (its software and version) is none of
 # the caller's business.
-DROP_RESPONSE_HEADERS = frozenset((b"date", b"server", b"x-request-id"))
+DROP_RESPONSE_HEADERS: Final = frozenset((b"date", b"server", b"x-request-id"))
 
 
 class ProxyError(Exception):
@@ -152,17 +152,17 @@ async def forward(client: UpstreamClient, pool: ReplicaPool, request: Request, r
                     pool.release(replica)
                     _raise_body_failure(request)
             attempt.replica = replica
-        sent_at = time.monotonic()
+        sent_at = monotonic()
         connections = client.connections(replica.url)
         try:
             conn = await connections.get(deadline - sent_at, fresh)
         except ConnectError as e:
             pool.release(replica)
-            if e.timed_out and time.monotonic() >= deadline:  # slow to connect, but our deadline is the cause
+            if e.timed_out and monotonic() >= deadline:  # slow to connect, but our deadline is the cause
                 raise ProxyError(504, "scoring timed out") from None
             pool.eject(replica)
             replica = None
-            if not (stream is not None and stream.started) and time.monotonic() < deadline:
+            if not (stream is not None and stream.started) and monotonic() < deadline:
                 attempt.retries += 1
                 on_retry()
                 continue
@@ -218,7 +218,7 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
     router stops waiting (504) or the client goes away, the replica is still computing: its slot stays
     taken until it answers or its own scoring timeout passes.
     """
-    timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), exchange.time_out)
+    timer = asyncio.get_running_loop().call_later(max(0.0, deadline - monotonic()), exchange.time_out)
     try:
         assert exchange.response is not None  # an exchange without a listener has its future
         await exchange.response
@@ -229,7 +229,7 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
         raise
     except BaseException as e:
         if isinstance(e, UpstreamError) and exchange.unsent and not (stream is not None and stream.started) \
-                and time.monotonic() < deadline:
+                and monotonic() < deadline:
             raise NeverSent() from e  # the slot stays with the request
         pool.release(replica)
         if stream is not None and stream.too_large:
@@ -243,7 +243,7 @@ async def _response_headers(pool: ReplicaPool, replica: Replica, exchange: Excha
         raise
     finally:
         timer.cancel()
-        attempt.upstream_ms = (time.monotonic() - sent_at) * 1000
+        attempt.upstream_ms = (monotonic() - sent_at) * 1000
 
 
 async def _upload(conn: UpstreamConnection, exchange: Exchange, body: RequestBody, chunked: bool) -> None:
@@ -265,13 +265,13 @@ async def _upload(conn: UpstreamConnection, exchange: Exchange, body: RequestBod
 
 
 async def _wait_for_slot(pool: ReplicaPool, queue_wait: float, deadline: float, attempt: Attempt) -> Replica:
-    started = time.monotonic()
+    started = monotonic()
     try:
         replica = await pool.acquire(min(queue_wait, max(0.0, deadline - started)))
     except NoCapacity:
         raise ProxyError(503, "no replica available within the queue wait") from None
     finally:
-        attempt.queue_ms += (time.monotonic() - started) * 1000
+        attempt.queue_ms += (monotonic() - started) * 1000
     return replica
 
 

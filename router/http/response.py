@@ -6,17 +6,17 @@ yields a CR or LF inside a name or value, and the router's own are fixed or vali
 """
 from __future__ import annotations
 
-import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable, Final, Iterable
 
+from ..clock import wall_time
 from .connection import ClientConnection
 from .request import Request
 
 Headers = Iterable[tuple[bytes, bytes]]
-STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
-TEXT = (b"Content-Type", b"text/plain; charset=utf-8")
+STATUS_LINES: Final = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+TEXT: Final = (b"Content-Type", b"text/plain; charset=utf-8")
 
 
 class _Date:
@@ -25,7 +25,7 @@ class _Date:
     line = b""
 
 
-_date = _Date()
+_date: Final = _Date()
 
 
 def _status_line(status: int) -> bytes:
@@ -33,7 +33,7 @@ def _status_line(status: int) -> bytes:
 
 
 def _date_line() -> bytes:
-    now = int(time.time())
+    now = int(wall_time())
     if now != _date.second:
         _date.second, _date.line = now, b"Date: %s\r\n" % formatdate(now, usegmt=True).encode()
     return _date.line

@@ -31,7 +31,7 @@ import struct
 import termios
 from collections import deque
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Final, Optional
 
 import httptools
 
@@ -48,12 +48,12 @@ log = logging.getLogger("router.http")
 Handler = Callable[[Request, Response], Optional[Awaitable[None]]]
 
 SWEEP_SECONDS = 1.0  # how often timeouts are checked (one timer per server, not per request)
-LINGER_SECONDS = 2.0  # after an answer to a request whose body was not read, how long to discard the rest
-MAX_PIPELINED = 32  # requests waiting behind the one being answered; more is 400 and the connection closes
+LINGER_SECONDS: Final = 2.0  # after an answer to a request whose body was not read, how long to discard the rest
+MAX_PIPELINED: Final = 32  # requests waiting behind the one being answered; more is 400 and the connection closes
 # Headers a request may carry once. A second Transfer-Encoding or Content-Length is an attack on the
 # framing (httptools and this module could read different bodies); a second Host or Authorization leaves
 # open who is asked, or who asks (RFC 9112 3.2, RFC 9110 5.3).
-SINGLE_HEADERS = frozenset((b"host", b"authorization", b"transfer-encoding", b"content-length"))
+SINGLE_HEADERS: Final = frozenset((b"host", b"authorization", b"transfer-encoding", b"content-length"))
 
 
 class BadHead(Exception):
@@ -74,6 +74,9 @@ class HttpConnection(ClientConnection):
         self._server = server
         self.loop = server.loop
         self._limits = server.limits
+        # Read on every header: native fields, not attribute lookups on the settings model.
+        self._max_header_bytes: int = server.limits.max_header_bytes
+        self._max_header_count: int = server.limits.max_header_count
         self._seconds_per_body_byte = 1 / server.limits.min_body_bytes_per_second
         self._parser = httptools.HttpRequestParser(self)
         self.closing = False  # no further requests: answer the current one and close
@@ -173,7 +176,7 @@ class HttpConnection(ClientConnection):
     def on_url(self, url: bytes) -> None:
         self._url += url  # may come in pieces when the head spans reads
         self._head_bytes += len(url)
-        if self._head_bytes > self._limits.max_header_bytes:
+        if self._head_bytes > self._max_header_bytes:
             raise BadHead(431, "request line and headers too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -181,7 +184,7 @@ class HttpConnection(ClientConnection):
             return  # a chunked body's trailer: never part of the head the handler and the replica see
         self._headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self._limits.max_header_bytes or len(self._headers) > self._limits.max_header_count:
+        if self._head_bytes > self._max_header_bytes or len(self._headers) > self._max_header_count:
             raise BadHead(431, "request line and headers too large")
         # The one view of the head that routing, auth and framing all read: the first of repeated
         # headers (as aiohttp's `get`), and no repeats at all of the ones that must be single.

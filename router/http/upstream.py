@@ -23,22 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-import time
 from collections import deque
-from typing import Callable, Protocol, cast
+from typing import Callable, Final, Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
 
+from ..clock import monotonic
 from .readflow import ReadFlow
 from .writeflow import WriteFlow, protocol_factory
 
 log = logging.getLogger("router.upstream")
-CONNECT_TIMEOUT = 5.0
+CONNECT_TIMEOUT: Final = 5.0
 # The answer's framing (consumed here, never passed on) and the other hop-by-hop headers (RFC 9110 7.6.1):
 # per connection, so no caller wants them. A caller may name more to drop (`UpstreamClient(drop_headers=)`).
-FRAMING = frozenset((b"content-length", b"transfer-encoding"))
-HOP_BY_HOP = FRAMING | {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"}
+FRAMING: Final = frozenset((b"content-length", b"transfer-encoding"))
+HOP_BY_HOP: Final = FRAMING | {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"}
 IDLE_SECONDS = 15.0  # close connections idle this long (servers' own keep-alive timeouts are longer)
 
 
@@ -120,7 +120,7 @@ class Exchange(ReadFlow):
             on_end()
             return
         self._on_end = on_end
-        self._timer = self._loop.call_later(max(0.0, until - time.monotonic()), self.close)
+        self._timer = self._loop.call_later(max(0.0, until - monotonic()), self.close)
 
     def pump(self, task: asyncio.Task) -> None:
         """`task` streams the request body; it is cancelled if the exchange ends first."""
@@ -407,7 +407,7 @@ class ReplicaConnections:
 
     def put(self, conn: UpstreamConnection) -> None:
         self._returned(conn)
-        conn.idle_since = time.monotonic()
+        conn.idle_since = monotonic()
         conn.idle = True
         self._idle.append(conn)
         if self._sweep is None:
@@ -421,7 +421,7 @@ class ReplicaConnections:
 
     def _close_idle(self) -> None:
         self._sweep = None
-        cutoff = time.monotonic() - IDLE_SECONDS
+        cutoff = monotonic() - IDLE_SECONDS
         stale = [c for c in self._idle if c.idle_since <= cutoff]
         self._idle = [c for c in self._idle if c.idle_since > cutoff]
         for conn in stale:
