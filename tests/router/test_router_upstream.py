@@ -233,3 +233,34 @@ async def test_the_request_log_line_is_json_whatever_the_path():
     assert record == {"time": 1.5, "requestId": "abc", "service": "echo", "version": None, "method": "POST",
                       "path": path, "status": 200, "replica": "http://127.0.0.1:1", "retries": 1,
                       "queueMs": 0.12, "upstreamMs": 4.5, "totalMs": 6.79}
+
+
+def test_the_request_log_line_rounds_times_as_printf_would():
+    """Times are written from whole units and a looked-up fraction, not float formatting: the same digits
+    as `%.3f` / `%.2f` (one unit off at most on an exact tie), never negative."""
+    import random
+    rng = random.Random(17)
+    values = [0.0, 0.004, 0.005, 0.994999, 0.995, 1.0, 99.999, 12345.678] + [rng.uniform(0, 1e5) for _ in range(5000)]
+    for value in values:
+        line = request_line(1.7e9 + value, "id", "s", None, "POST", "/", 200, None, 0, value, value, value)
+        record = json.loads(line)
+        written_time, written_ms = line.split('"time":')[1].split(",")[0], line.split('"queueMs":')[1].split(",")[0]
+        assert len(written_time.split(".")[1]) == 3 and len(written_ms.split(".")[1]) == 2
+        assert abs(int(written_time.replace(".", "")) - int(("%.3f" % (1.7e9 + value)).replace(".", ""))) <= 1
+        assert abs(int(written_ms.replace(".", "")) - int(("%.2f" % value).replace(".", ""))) <= 1
+        assert record["queueMs"] == record["upstreamMs"] == record["totalMs"]
+    exact = json.loads(request_line(1.5, "id", "s", None, "GET", "/", 200, None, 0, 2.25, 0.126, 7.0))
+    assert (exact["time"], exact["queueMs"], exact["upstreamMs"], exact["totalMs"]) == (1.5, 2.25, 0.13, 7.0)
+    backwards = request_line(-0.2, "id", "s", None, "GET", "/", 200, None, 0, -0.004, -3.0, 0.0)
+    assert '"time":0.000,' in backwards and '"queueMs":0.00,' in backwards and '"upstreamMs":0.00,' in backwards
+
+
+def test_made_request_ids_are_32_hex_digits_and_unique():
+    from router.scoring import RequestIds
+    ids = RequestIds()
+    made = [ids.next() for _ in range(2000)]  # past several of the 256-id steps where the high digits change
+    assert len(set(made)) == len(made)
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in made)
+    assert len({i[:16] for i in made}) == 1  # one process, one random prefix
+    assert [int(i[16:], 16) for i in made] == list(range(2000))
+    assert RequestIds().next()[:16] != made[0][:16]
