@@ -154,6 +154,22 @@ async def test_key_auth_primary_secondary_and_rotation(tmp_path, monkeypatch):
     assert await auth.check("Bearer key-three") and not await auth.check("Bearer key-two")
 
 
+def test_key_auth_remembers_few_digests_and_still_compares_every_key(tmp_path):
+    """The digests of presented credentials are remembered (a client repeats its key), at most
+    PRESENTED_DIGESTS of them, and a remembered one is still compared with the keys in force."""
+    import router.auth
+    key = tmp_path / "k"
+    key.write_text("the-right-key")
+    auth = KeyAuth([key])
+    assert auth.check_now("Bearer the-right-key")
+    for i in range(1000):  # a client trying keys: the memory stays small
+        assert not auth.check_now(f"Bearer wrong-{i}")
+        assert len(auth._presented) <= router.auth.PRESENTED_DIGESTS
+    assert auth.check_now("Bearer the-right-key") and auth.check_now("bearer the-right-key")
+    auth.set_keys([b"another-key"])  # rotated: the remembered digest of the old key no longer matches
+    assert not auth.check_now("Bearer the-right-key") and auth.check_now("Bearer another-key")
+
+
 async def test_token_auth_on_the_wire(keys, models, router_client):
     """A service with token auth: 401 + WWW-Authenticate for a bad token, 200 for a good one."""
     from router_testkit import service_config
