@@ -34,7 +34,7 @@ MODULES = [
     "router/http/connection.py", "router/http/readflow.py", "router/http/writeflow.py",
     "router/http/request.py", "router/http/response.py", "router/http/server.py", "router/http/upstream.py",
     "router/scoring.py", "router/callback_forward.py", "router/proxy.py", "router/pool.py",
-    "router/auth.py", "router/accesslog.py", "router/metrics.py", "router/clock.py",
+    "router/auth.py", "router/accesslog.py", "router/metrics.py", "router/clock.py", "router/service.py",
 ]
 
 

@@ -42,7 +42,8 @@ class Request(ReadFlow):
         self.chunked = b"transfer-encoding" in index  # the connection let only a single `chunked` through
         self.complete = False  # the whole body has arrived (or the request failed)
         self.body_deadline = 0.0  # loop time by which the body must have arrived (the connection's sweep)
-        self._expect_continue = http11 and self._index.get(b"expect", b"").lower() == b"100-continue"
+        expect = index.get(b"expect")
+        self._expect_continue = http11 and expect is not None and expect.lower() == b"100-continue"
         self._conn = conn
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
