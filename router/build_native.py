@@ -35,6 +35,7 @@ MODULES = [
     "router/http/request.py", "router/http/response.py", "router/http/server.py", "router/http/upstream.py",
     "router/scoring.py", "router/callback_forward.py", "router/proxy.py", "router/pool.py",
     "router/auth.py", "router/accesslog.py", "router/metrics.py", "router/clock.py", "router/service.py",
+    "router/deadlines.py",
 ]
 
 

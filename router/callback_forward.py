@@ -19,7 +19,6 @@ leaves (the slot again held while the replica still computes).
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from typing import TYPE_CHECKING
@@ -77,9 +76,9 @@ def forward_now(call: "Call", scoring: "Scoring") -> bool:
 
 class CallbackForward:
     """A request written to its replica: the replica's events (`upstream.ExchangeListener`), the deadline
-    and the client leaving, each answered as `proxy.forward` would."""
+    (in its service's `Deadlines`) and the client leaving, each answered as `proxy.forward` would."""
 
-    __slots__ = ("_call", "_scoring", "_replica", "_exchange", "_sent_at", "_timer", "_relaying")
+    __slots__ = ("_call", "_scoring", "_replica", "_exchange", "_sent_at", "deadline", "_waiting", "_relaying")
 
     def __init__(self, call: "Call", scoring: "Scoring", replica: Replica) -> None:
         self._call = call
@@ -87,14 +86,16 @@ class CallbackForward:
         self._replica = replica
         self._exchange: Exchange | None = None
         self._sent_at = monotonic()
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self._waiting = False  # in its service's deadlines (`deadlines.Expiring`)
         self._relaying = False  # handed on to `proxy.relay`, which has started
 
     def wait_for(self, exchange: Exchange) -> None:
         call = self._call
         self._exchange = exchange
-        deadline = call.started + call.service.scoring_timeout
-        self._timer = exchange._loop.call_later(max(0.0, deadline - self._sent_at), self._time_out)
+        self.deadline = deadline = call.started + call.service.scoring_timeout
+        self._waiting = True
+        call.service.deadlines.add(self, deadline, exchange._loop)
         call.response.wait_on(self._client_left)
 
     # ---- the replica (ExchangeListener) ------------------------------------------------------
@@ -129,10 +130,10 @@ class CallbackForward:
 
     # ---- the router's side ---------------------------------------------------------------------
 
-    def _time_out(self) -> None:
+    def time_out(self) -> None:
         """The deadline passed before the replica's headers: 504, and the slot stays taken until the replica
         answers or its own scoring timeout passes."""
-        self._timer = None  # fired: nothing to cancel
+        self._waiting = False  # `Deadlines` let it go
         self._stop_clock()
         self._hold()
         self._scoring.fail(self._call, 504, "scoring timed out")
@@ -153,11 +154,11 @@ class CallbackForward:
         self._scoring.finish(call, 499)
 
     def _stop_clock(self) -> None:
-        """The wait for the replica's headers is over (answered, failed, timed out or given up): the deadline
-        timer goes, dropped so that no handle holds this object, and the wait is recorded for the log."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The wait for the replica's headers is over (answered, failed, timed out or given up): the request
+        leaves its service's deadlines, and the wait is recorded for the log."""
+        if self._waiting:
+            self._waiting = False
+            self._call.service.deadlines.remove(self)
         self._call.attempt.upstream_ms = (monotonic() - self._sent_at) * 1000
 
     def _hold(self) -> None:

@@ -8,6 +8,7 @@ from .auth import Authenticator, build_authenticator
 from .jwks import KeySets
 from .autoscaler import Autoscaler
 from .backends import Backend
+from .deadlines import Deadlines
 from .pool import Prober, ReplicaPool
 from .settings import EndpointConfig, ServiceConfig
 
@@ -25,6 +26,7 @@ class Service:
         self.scoring_timeout = limits.scoring_timeout_ms / 1000
         self.replica_timeout = (limits.replica_timeout_ms or limits.scoring_timeout_ms) / 1000
         self.max_body = limits.max_body_bytes
+        self.deadlines = Deadlines()  # of its requests forwarded in callbacks
         scales = config.autoscale.enabled and backend.can_scale
         self.autoscaler = Autoscaler(config.autoscale, limits.max_concurrent_per_replica) if scales else None
 
