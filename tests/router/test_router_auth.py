@@ -154,7 +154,7 @@ async def test_key_auth_primary_secondary_and_rotation(tmp_path, monkeypatch):
     assert await auth.check("Bearer key-three") and not await auth.check("Bearer key-two")
 
 
-def test_key_auth_remembers_few_digests_and_still_compares_every_key(tmp_path):
+async def test_key_auth_remembers_few_digests_and_still_compares_every_key(tmp_path):
     """The digests of presented credentials are remembered (a client repeats its key), at most
     PRESENTED_DIGESTS of them, and a remembered one is still compared with the keys in force."""
     import router.auth

@@ -235,7 +235,7 @@ async def test_the_request_log_line_is_json_whatever_the_path():
                       "queueMs": 0.12, "upstreamMs": 4.5, "totalMs": 6.79}
 
 
-def test_the_request_log_line_rounds_times_as_printf_would():
+async def test_the_request_log_line_rounds_times_as_printf_would():
     """Times are written from whole units and a looked-up fraction, not float formatting: the same digits
     as `%.3f` / `%.2f` (one unit off at most on an exact tie), never negative."""
     import random
@@ -255,7 +255,7 @@ def test_the_request_log_line_rounds_times_as_printf_would():
     assert '"time":0.000,' in backwards and '"queueMs":0.00,' in backwards and '"upstreamMs":0.00,' in backwards
 
 
-def test_made_request_ids_are_32_hex_digits_and_unique():
+async def test_made_request_ids_are_32_hex_digits_and_unique():
     from router.scoring import RequestIds
     ids = RequestIds()
     made = [ids.next() for _ in range(2000)]  # past several of the 256-id steps where the high digits change
