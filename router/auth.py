@@ -21,6 +21,9 @@ from .settings import AuthConfig, TokenAuth
 log = logging.getLogger("router.auth")
 KEY_FILE_RECHECK_SECONDS = 1.0  # stat the key files at most this often (keeps syscalls off most requests)
 PRESENTED_DIGESTS: Final = 64  # credentials whose digest is remembered (a SHA-256 was 5 % of a request)
+# Longer credentials are hashed every time: none is a key (ours are 32 characters), and remembering them
+# would let any client pin PRESENTED_DIGESTS header-sized values in every authenticator.
+REMEMBERED_BYTES: Final = 256
 
 
 class Authenticator(Protocol):
@@ -53,7 +56,7 @@ class AllowAll:
 
 
 class KeyAuth:
-    """Primary and secondary keys, held only as SHA-256 digests.
+    """Primary and secondary keys, held as SHA-256 digests (and as the last few credentials presented).
 
     Comparing fixed-length digests with `hmac.compare_digest` makes the time independent of the key's
     length and content; both keys are compared every time (no short-circuit), so timing does not tell
@@ -77,6 +80,7 @@ class KeyAuth:
     def set_keys(self, keys: list[bytes]) -> None:
         """Replace the keys (the Kubernetes Secret watcher calls this)."""
         self._digests = [_digest(k) for k in keys if k]
+        self._presented.clear()  # a rotated-out key is not kept in memory as a remembered credential
 
     async def check(self, authorization: str | None) -> bool:
         return self.check_now(authorization)
@@ -91,6 +95,8 @@ class KeyAuth:
         return matched
 
     def _digest_of(self, credential: bytes) -> bytes:
+        if len(credential) > REMEMBERED_BYTES:
+            return _digest(credential)
         digest = self._presented.get(credential)
         if digest is None:
             if len(self._presented) >= PRESENTED_DIGESTS:  # many different credentials: start afresh

@@ -183,3 +183,21 @@ async def test_token_auth_on_the_wire(keys, models, router_client):
     bad = await client.post("/api/v1/service/echo/score", data=b"x",
                             headers={"Authorization": f"Bearer {_bad_tokens(keys)['expired']}"})
     assert bad.status == 401 and bad.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_key_auth_remembers_no_credential_past_a_rotation_and_no_large_one(tmp_path):
+    """A rotated-out key is not kept in memory (as a remembered credential) after the rotation, and a client
+    sending huge bearer values (up to the header limit, non-ASCII doubles in UTF-8) cannot make every
+    authenticator hold megabytes: only credentials of a key's size are remembered."""
+    import router.auth
+    auth = KeyAuth([])
+    auth.set_keys([b"old-key"])
+    assert auth.check_now("Bearer old-key")
+    auth.set_keys([b"new-key"])  # rotated (the Secret watcher, or a key file changed)
+    assert b"old-key" not in auth._presented
+    assert not auth.check_now("Bearer old-key") and auth.check_now("Bearer new-key")
+    huge = "\u00ff" * 60_000  # as a 64 KiB header decodes (latin-1): 120 kB once encoded
+    for i in range(router.auth.PRESENTED_DIGESTS):
+        assert not auth.check_now(f"Bearer {i}{huge}")
+    assert sum(len(k) for k in auth._presented) <= router.auth.PRESENTED_DIGESTS * router.auth.REMEMBERED_BYTES
+    assert auth.check_now("Bearer new-key") and not auth.check_now(f"Bearer 0{huge}")
