@@ -43,8 +43,15 @@ _MILLIS: Final = [str(i).zfill(3) for i in range(1000)]
 
 
 def _units(value: float, scale: int) -> int:
-    """`value` (a time or a duration, so >= 0) in 1/`scale` units, rounded; a clock step back reads 0."""
-    return int(value * scale + 0.5) if value > 0 else 0
+    """`value` (a time or a duration, so >= 0) in 1/`scale` units, rounded; a clock step back (or NaN) reads
+    0, and infinity or a value too large to scale reads _MOST_UNITS rather than raising."""
+    if not value > 0:
+        return 0
+    units = value * scale + 0.5
+    return int(units) if units < 1e18 else _MOST_UNITS  # a float comparison: native once compiled
+
+
+_MOST_UNITS: Final = 10 ** 18  # far past any real time or duration (in ms: 30 million years)
 
 
 _QUOTED: Final[dict[str | None, str]] = {None: "null"}

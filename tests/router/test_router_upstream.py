@@ -264,3 +264,13 @@ async def test_made_request_ids_are_32_hex_digits_and_unique():
     assert len({i[:16] for i in made}) == 1  # one process, one random prefix
     assert [int(i[16:], 16) for i in made] == list(range(2000))
     assert RequestIds().next()[:16] != made[0][:16]
+
+async def test_the_request_log_line_is_valid_json_for_any_number():
+    """NaN, infinities and values too large to scale are written as numbers JSON parses (never `nan` or
+    `inf`, never an exception out of the request's answer path)."""
+    def no_constants(name):
+        raise ValueError(f"not JSON: {name}")
+    for value in (float("nan"), float("inf"), -float("inf"), 1e307, 1.7e308, -1e308, 0.0):
+        line = request_line(value, "id", "s", None, "GET", "/", 200, None, 0, value, value, value)
+        record = json.loads(line, parse_constant=no_constants)
+        assert all(record[k] >= 0 for k in ("time", "queueMs", "upstreamMs", "totalMs"))
